@@ -1,0 +1,84 @@
+"""The training input pipeline: a train/validation split and a streaming batch source."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from unetseg.store import TileReader
+
+
+def split_by_sample(sample: np.ndarray, copy: np.ndarray, val_fraction: float,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tile indices for training and validation, split by source image.
+
+    Validation uses only the original (``copy == 0``) tiles of a seeded subset of
+    images; training uses every tile of the other images, so no augmented copy of a
+    validation image leaks into training.
+    """
+    images = np.unique(sample)
+    n_val = min(int(round(val_fraction * len(images))), len(images) - 1) if val_fraction > 0 else 0
+    if val_fraction > 0 and len(images) >= 2:
+        n_val = max(n_val, 1)
+    val_images = np.random.default_rng(seed).permutation(images)[:n_val]
+    is_val = np.isin(sample, val_images)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val & (copy == 0))
+
+
+class TileBatches(keras.utils.PyDataset):
+    """Batches ``(x, y)`` streamed from a tile store, reshuffled each epoch by seed.
+
+    ``x`` is ``(B, in, in, 1)`` float32; ``y`` is ``(B, out, out, 2)`` float32 with
+    the class in channel 0 and the weight map in channel 1 (see
+    :func:`unetseg.losses.weighted_cross_entropy`). Only the tiles of one batch are
+    read at a time. The file is opened lazily so the object can be sent to workers.
+    """
+
+    def __init__(self, path: Path, indices: np.ndarray, batch_size: int, *, shuffle: bool,
+                 seed: int, steps: int = 0, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.path = Path(path)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.steps = steps
+        self.epoch = 0
+        self._reader: TileReader | None = None
+        self._order = self._make_order()
+
+    def _make_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return self.indices
+        rng = np.random.default_rng([self.seed, self.epoch])
+        reps = max(1, math.ceil(self.steps * self.batch_size / max(len(self.indices), 1)))
+        return np.concatenate([rng.permutation(self.indices) for _ in range(reps)])
+
+    def __len__(self) -> int:
+        if self.steps:
+            return self.steps
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._reader is None:
+            self._reader = TileReader(self.path)
+        batch = self._order[index * self.batch_size: (index + 1) * self.batch_size]
+        inputs, classes, weights = self._reader.read(batch)
+        y = np.stack([classes.astype(np.float32), weights], axis=-1)
+        return inputs[..., None], y
+
+    def set_epoch(self, epoch: int) -> None:
+        """Continue the shuffling sequence at ``epoch`` (when resuming a run)."""
+        self.epoch = epoch
+        self._order = self._make_order()
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

@@ -1,0 +1,203 @@
+"""HDF5 stores: prepared whole images and ready-to-train tile stacks.
+
+Both are chunked, gzip-compressed, written without timestamps (byte-identical when
+re-run with the same inputs) and read lazily, one sample or batch at a time, so a
+dataset larger than memory streams.
+
+Prepared store (``data/prepared/{train,test}.h5``)::
+
+    /samples/<name>/image    (Y, X) uint8|uint16  raw intensities
+    /samples/<name>/mask     (Y, X) uint16        instance labels, 0 = background
+    /samples/<name>/classes  (Y, X) uint8         training target: 1 = cell, 0 = background
+                                                  (touching cells separated, paper Fig. 3c)
+    /samples/<name>/weights  (Y, X) float32       weight map, paper Eq. 2
+    /tiles                   (N, 3) int32         (sample index, y, x) output-tile origins
+    attrs: names (JSON list), origins (JSON list), params (JSON), in_size, out_size, step
+
+Tile store (``data/augmented/train.h5``)::
+
+    /inputs   (N, in, in)   float32  normalised image tiles with mirrored context
+    /classes  (N, out, out) uint8
+    /weights  (N, out, out) float32  0 outside the image
+    /sample   (N,) int32             index of the source image
+    /copy     (N,) int32             0 = original, k ≥ 1 = k-th augmented copy
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+_COMPRESS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True,
+                             "track_times": False}
+
+
+@dataclass(frozen=True)
+class PreparedSample:
+    """One prepared image; arrays as in the module docstring."""
+
+    name: str
+    origin: str
+    image: np.ndarray
+    mask: np.ndarray
+    classes: np.ndarray
+    weights: np.ndarray
+
+
+def _dataset(group: h5py.Group, name: str, data: np.ndarray, chunk: tuple[int, ...]) -> None:
+    chunks = tuple(min(c, s) for c, s in zip(chunk, data.shape)) if data.size else None
+    group.create_dataset(name, data=data, chunks=chunks, **(_COMPRESS if data.size else {"track_times": False}))
+
+
+def _attrs_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def write_prepared(path: Path, samples: list[PreparedSample], tiles: np.ndarray,
+                   attrs: dict[str, Any]) -> None:
+    """Write a prepared store at ``path`` (the caller makes it atomic).
+
+    ``tiles`` is ``(N, 3)`` int32 (sample index, y, x); ``attrs`` are stored as
+    JSON-encoded file attributes (``in_size``, ``out_size``, ``step``, ``params``...).
+    """
+    with h5py.File(path, "w", libver="v110", track_order=True) as f:
+        f.attrs["names"] = _attrs_json([s.name for s in samples])
+        f.attrs["origins"] = _attrs_json([s.origin for s in samples])
+        for key, value in sorted(attrs.items()):
+            f.attrs[key] = _attrs_json(value)
+        group = f.create_group("samples", track_order=True)
+        for s in samples:
+            g = group.create_group(s.name, track_order=True)
+            for key in ("image", "mask", "classes", "weights"):
+                _dataset(g, key, getattr(s, key), (256, 256))
+        _dataset(f, "tiles", np.asarray(tiles, dtype=np.int32).reshape(-1, 3), (4096, 3))
+
+
+class PreparedReader:
+    """Lazy reader of a prepared store: nothing is loaded until a sample is asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r")
+        self.names: list[str] = json.loads(self._file.attrs["names"])
+        self.origins: list[str] = json.loads(self._file.attrs["origins"])
+
+    def attr(self, key: str) -> Any:
+        """A JSON-decoded file attribute."""
+        return json.loads(self._file.attrs[key])
+
+    @property
+    def tiles(self) -> np.ndarray:
+        """``(N, 3)`` int32 (sample index, y, x)."""
+        return self._file["tiles"][()]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> PreparedSample:
+        name = self.names[index]
+        g = self._file["samples"][name]
+        return PreparedSample(name, self.origins[index], g["image"][()], g["mask"][()],
+                              g["classes"][()], g["weights"][()])
+
+    def __iter__(self) -> Iterator[PreparedSample]:
+        return (self[i] for i in range(len(self)))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> PreparedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TileWriter:
+    """Append tiles to a tile store of known final length ``n`` at ``path``."""
+
+    def __init__(self, path: Path, n: int, in_size: int, out_size: int, attrs: dict[str, Any]) -> None:
+        self._file = h5py.File(path, "w", libver="v110", track_order=True)
+        for key, value in sorted(attrs.items()):
+            self._file.attrs[key] = _attrs_json(value)
+        shapes = {"inputs": ((n, in_size, in_size), np.float32),
+                  "classes": ((n, out_size, out_size), np.uint8),
+                  "weights": ((n, out_size, out_size), np.float32),
+                  "sample": ((n,), np.int32), "copy": ((n,), np.int32)}
+        for key, (shape, dtype) in shapes.items():
+            chunks = (1, *shape[1:]) if len(shape) > 1 else (max(min(n, 4096), 1),)
+            self._file.create_dataset(key, shape=shape, dtype=dtype, chunks=chunks if n else None,
+                                      **(_COMPRESS if n else {"track_times": False}))
+        self.n = n
+        self._pos = 0
+
+    def append(self, inputs: np.ndarray, classes: np.ndarray, weights: np.ndarray,
+               sample: int, copy: int) -> None:
+        """Append ``(k, in, in)`` inputs and ``(k, out, out)`` classes/weights of one image."""
+        k = len(inputs)
+        sl = slice(self._pos, self._pos + k)
+        self._file["inputs"][sl] = inputs
+        self._file["classes"][sl] = classes
+        self._file["weights"][sl] = weights
+        self._file["sample"][sl] = sample
+        self._file["copy"][sl] = copy
+        self._pos += k
+
+    def close(self) -> None:
+        if self._pos != self.n:
+            self._file.close()
+            raise RuntimeError(f"tile store expected {self.n} tiles, got {self._pos}")
+        self._file.close()
+
+    def __enter__(self) -> TileWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._file.close()
+
+
+class TileReader:
+    """Random access to a tile store, reading only the requested tiles."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r")
+        self.sample: np.ndarray = self._file["sample"][()]
+        self.copy: np.ndarray = self._file["copy"][()]
+        self.in_size = int(self._file["inputs"].shape[1]) if len(self.sample) else 0
+        self.out_size = int(self._file["classes"].shape[1]) if len(self.sample) else 0
+
+    def attr(self, key: str) -> Any:
+        return json.loads(self._file.attrs[key])
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Inputs ``(B, in, in)``, classes ``(B, out, out)``, weights ``(B, out, out)``."""
+        order = np.argsort(indices, kind="stable")
+        idx = np.asarray(indices)[order]
+        unique = np.unique(idx)
+        take = np.searchsorted(unique, idx)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        parts = [self._file[k][unique][take][inverse] for k in ("inputs", "classes", "weights")]
+        return parts[0], parts[1], parts[2]
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> TileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,82 @@
+"""The training tile set: normalised, augmented whole images cut into overlap tiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from unetseg.augment import augment_pair
+from unetseg.store import PreparedSample
+from unetseg.targets import training_target
+from unetseg.tiling import TileGrid, extract_tiles, mirror_pad
+
+
+def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Percentile-normalise a ``(Y, X)`` image to float32, ~[0, 1] between the percentiles.
+
+    Robust to 8/16-bit sources and outliers (the CSBDeep/StarDist convention).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(image, [low, high])
+    return ((image - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)
+
+
+def training_tiles(image: np.ndarray, classes: np.ndarray, weights: np.ndarray,
+                   grid: TileGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut one image into training tiles on ``grid`` (paper Fig. 2).
+
+    Parameters
+    ----------
+    image : (Y, X) float32 normalised image.
+    classes : (Y, X) uint8 target classes.
+    weights : (Y, X) float32 weight map.
+
+    Returns
+    -------
+    inputs : (N, in, in) float32 with mirrored context.
+    classes, weights : (N, out, out); weights are 0 where the output window
+        runs past the image, so mirrored pixels never count in the loss.
+    """
+    inputs = extract_tiles(mirror_pad(image, grid), grid, grid.in_size)
+    padded = [mirror_pad(a, grid) for a in (classes, weights)]
+    valid = np.pad(np.ones(image.shape, dtype=np.float32), grid.padding)
+    m, s = grid.margin, grid.out_size
+    return (inputs, extract_tiles(padded[0], grid, s, m),
+            extract_tiles(padded[1] * valid, grid, s, m))
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """Everything needed to build the tiles of one prepared image (picklable for workers).
+
+    ``augment`` holds :func:`unetseg.augment.augment_pair` keyword arguments;
+    ``target`` holds :func:`unetseg.targets.training_target` keyword arguments.
+    """
+
+    index: int
+    sample: PreparedSample
+    grid: TileGrid
+    copies: int
+    seed: int
+    augment: dict[str, Any]
+    target: dict[str, Any]
+
+
+def build_tiles(job: TileJob) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Original tiles (copy 0) and ``job.copies`` augmented versions of one image.
+
+    Copy ``c`` of image ``i`` draws from ``default_rng([seed, i, c])``, so results do
+    not depend on processing order or on how many workers run. The weight map of an
+    augmented copy is recomputed from its deformed mask, keeping it consistent.
+    """
+    s = job.sample
+    image = normalize(s.image)
+    out = [(0, *training_tiles(image, s.classes, s.weights, job.grid))]
+    for copy in range(1, job.copies + 1):
+        rng = np.random.default_rng([job.seed, job.index, copy])
+        warped, mask = augment_pair(image, s.mask, rng, **job.augment)
+        classes, weights = training_target(mask, **job.target)
+        out.append((copy, *training_tiles(warped, classes, weights, job.grid)))
+    return out

@@ -1,0 +1,181 @@
+"""Training: device strategy, optimiser, resumable fitting with per-epoch tracking."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from unetseg.config import ModelParams, TrainParams
+from unetseg.files import atomic_path
+from unetseg.losses import WeightedCrossEntropy, pixel_accuracy
+from unetseg.models import build_model
+
+
+@contextlib.contextmanager
+def distribution_scope(name: str) -> Iterator[int]:
+    """Enter the device strategy named by ``train.strategy``; yields the replica count.
+
+    ``auto``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set, ``MirroredStrategy``
+    over all GPUs when there are several, else the default single device.
+    ``mirrored`` mirrors over all GPUs, or over all logical CPUs when there is no GPU.
+    On the JAX backend a data-parallel distribution over all devices plays that role.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        if name == "multi_worker" or (name == "auto" and "TF_CONFIG" in os.environ):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        elif name == "mirrored" or (name == "auto" and len(gpus) > 1):
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+            strategy = tf.distribute.MirroredStrategy(devices)
+        else:
+            strategy = tf.distribute.get_strategy()
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+        return
+    if backend == "jax" and name != "default" and len(keras.distribution.list_devices()) > 1:
+        distribution = keras.distribution.DataParallel()
+        keras.distribution.set_distribution(distribution)
+        yield len(keras.distribution.list_devices())
+        return
+    yield 1
+
+
+def make_optimizer(p: TrainParams) -> keras.optimizers.Optimizer:
+    """The paper's SGD with high momentum (0.99, §3) or Adam, at ``train.lr``."""
+    if p.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=p.lr, momentum=p.momentum)
+    return keras.optimizers.Adam(learning_rate=p.lr)
+
+
+def compiled_model(m: ModelParams, p: TrainParams) -> keras.Model:
+    """Build the ``model.arch`` network and compile it with the weighted loss (paper Eq. 1)."""
+    model = build_model(m.arch, depth=m.depth, base_filters=m.base_filters, padding=m.padding,
+                        dropout=m.dropout, input_size=m.tile_size)
+    model.compile(optimizer=make_optimizer(p), loss=WeightedCrossEntropy(),
+                  metrics=[pixel_accuracy])
+    return model
+
+
+def fingerprint(*parts: Any, files: tuple[Path, ...] = ()) -> str:
+    """sha256 over JSON-encoded ``parts`` and the bytes of ``files``: what a checkpoint belongs to."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    for path in files:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class RunState:
+    """Progress of one training run, saved beside its checkpoint after every epoch."""
+
+    fingerprint: str
+    epoch: int = 0
+    history: dict[str, list[float]] | None = None
+    seconds: list[float] | None = None
+    samples: list[int] | None = None
+
+
+class Tracker(keras.callbacks.Callback):
+    """After each epoch: log to dvclive, then checkpoint model + optimiser atomically.
+
+    A run killed at any moment resumes from the last finished epoch; the checkpoint
+    is written to a temporary file and renamed, so it is never half-written.
+    """
+
+    def __init__(self, checkpoint_dir: Path, state: RunState, live: Any, steps: int,
+                 batch_size: int) -> None:
+        super().__init__()
+        self.dir = checkpoint_dir
+        self.state = state
+        self.live = live
+        self.samples_per_epoch = steps * batch_size
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        s = self.state
+        s.epoch = epoch + 1
+        for key, value in (logs or {}).items():
+            s.history.setdefault(key, []).append(float(value))
+            self.live.log_metric(key, float(value))
+        s.seconds.append(time.perf_counter() - self._start)
+        s.samples.append(self.samples_per_epoch)
+        self.live.next_step()
+        with atomic_path(self.dir / "last.keras") as tmp:
+            self.model.save(tmp.with_suffix(".keras"))
+            tmp.with_suffix(".keras").rename(tmp)
+        with atomic_path(self.dir / "state.json") as tmp:
+            tmp.write_text(json.dumps(asdict(s)))
+
+
+def load_state(checkpoint_dir: Path, expected: str) -> RunState:
+    """The saved state if it belongs to this run (same fingerprint), else a fresh one.
+
+    A checkpoint from other params or data is discarded so it is never resumed.
+    """
+    path = checkpoint_dir / "state.json"
+    if path.exists() and (checkpoint_dir / "last.keras").exists():
+        try:
+            saved = RunState(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            saved = None
+        if saved is not None and saved.fingerprint == expected:
+            return saved
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return RunState(expected, 0, {}, [], [])
+
+
+def restore(model: keras.Model, checkpoint: Path) -> None:
+    """Copy weights and optimiser state from a saved checkpoint into ``model``."""
+    saved = keras.saving.load_model(checkpoint, compile=True)
+    model.set_weights(saved.get_weights())
+    model.optimizer.build(model.trainable_variables)
+    for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables):
+        mine.assign(theirs)
+
+
+def samples_per_second(state: RunState) -> float:
+    """Training throughput, leaving out the first epoch (graph tracing) when there are more."""
+    seconds, samples = state.seconds or [], state.samples or []
+    if len(seconds) > 1:
+        seconds, samples = seconds[1:], samples[1:]
+    return float(np.sum(samples) / max(np.sum(seconds), 1e-9))
+
+
+def fit(model: keras.Model, train: keras.utils.PyDataset, val: keras.utils.PyDataset | None,
+        p: TrainParams, checkpoint_dir: Path, state: RunState,
+        make_live: Callable[[bool], Any]) -> RunState:
+    """Train ``model`` for ``p.epochs`` epochs, resuming from ``state.epoch``.
+
+    ``make_live(resume)`` creates the dvclive ``Live`` logger (resumed or fresh).
+    """
+    resume = state.epoch > 0
+    if resume:
+        restore(model, checkpoint_dir / "last.keras")
+        train.set_epoch(state.epoch)
+    live = make_live(resume)
+    tracker = Tracker(checkpoint_dir, state, live, len(train), p.batch_size)
+    if state.epoch < p.epochs:
+        model.fit(train, validation_data=val, epochs=p.epochs, initial_epoch=state.epoch,
+                  callbacks=[tracker], verbose=1 if sys.stdout.isatty() else 2)
+    live.end()
+    return state

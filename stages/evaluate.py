@@ -1,0 +1,78 @@
+"""evaluate: overlap-tile inference on the test split -> instance masks, metrics, overlays."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from unetseg import cli
+from unetseg.config import load_params
+from unetseg.ctc import prediction_name
+from unetseg.files import atomic_path
+from unetseg.images import write_png
+from unetseg.inference import predict_image
+from unetseg.instances import label_instances
+from unetseg.metrics import aggregate, evaluate_pair
+from unetseg.overlays import outline_overlay, write_rgb_png
+from unetseg.store import PreparedReader
+from unetseg.tileset import normalize
+from unetseg.tiling import TileGrid
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = cli.stage_parser(__doc__)
+    parser.add_argument("--prepared", type=Path, required=True, help="prepared test.h5")
+    parser.add_argument("--model", type=Path, required=True, help="trained .keras model")
+    parser.add_argument("--config", type=Path, required=True, help="model config JSON")
+    parser.add_argument("--out", type=Path, required=True, help="predictions folder")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
+    parser.add_argument("--plots", type=Path, required=True, help="plots folder (overlays, per-image)")
+    args = parser.parse_args(argv)
+    e = load_params(args.params).evaluate
+    config = json.loads(args.config.read_text())
+    model = keras.saving.load_model(args.model, compile=False)
+    blend = config["model"]["padding"] == "same"
+    results, per_image = [], []
+    with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
+            atomic_path(args.plots) as plots:
+        in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
+        tiles = reader.tiles
+        (out / "test").mkdir(parents=True)
+        (plots / "overlays").mkdir(parents=True)
+        for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
+                                   disable=None)):
+            grid = TileGrid(in_size, out_size, tiles[tiles[:, 0] == i, 1:].astype(np.int64),
+                            s.mask.shape)
+            prob = predict_image(model, normalize(s.image), grid, batch_size=e.batch_size,
+                                 blend=blend, tta=e.tta)
+            labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
+                                     method=e.instances, border_px=e.border_px)
+            result = evaluate_pair(s.mask, labels)
+            results.append(result)
+            per_image.append({"name": s.name, **{k: round(float(result[k]), 5)
+                                                 for k in ("seg", "iou", "dice")}})
+            target = out / "test" / prediction_name(s.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_png(target, labels) if target.suffix == ".png" else _write_tif(target, labels)
+            if i < e.n_overlays:
+                write_rgb_png(plots / "overlays" / f"{s.name}.png",
+                              outline_overlay(s.image, s.mask, labels))
+        cli.write_json(plots / "per_image.json", per_image)
+    summary = aggregate(results)
+    cli.write_json(args.metrics, {k: (round(v, 6) if isinstance(v, float) else v)
+                                  for k, v in summary.items()})
+
+
+def _write_tif(path: Path, labels: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, labels.astype(np.uint16), compression="zlib", metadata=None)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,107 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
+
+from unetseg.config import Params, flatten_overrides, load_params, params_from_dict
+from unetseg.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_params_load_and_match_defaults_types():
+    params = load_params(ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.model.out_size > 0
+
+
+def test_missing_keys_take_defaults():
+    assert params_from_dict({}) == Params()
+
+
+@pytest.mark.parametrize("raw,key", [
+    ({"train": {"lrr": 0.1}}, "train.lrr"),
+    ({"trian": {}}, "trian"),
+    ({"train": {"lr": "fast"}}, "train.lr"),
+    ({"train": {"epochs": 1.5}}, "train.epochs"),
+    ({"train": {"epochs": True}}, "train.epochs"),
+    ({"prepare": {"sigma": 0}}, "prepare.sigma"),
+    ({"prepare": {"sigma": -1.0}}, "prepare.sigma"),
+    ({"prepare": {"balance": "yes"}}, "prepare.balance"),
+    ({"model": {"arch": "vnet"}}, "model.arch"),
+    ({"model": {"tile_size": 570, "depth": 4}}, "model.tile_size"),
+    ({"model": {"padding": "same", "tile_size": 100, "depth": 3}}, "model.tile_size"),
+    ({"ingest": {"sha256": "abc"}}, "ingest.sha256"),
+    ({"ingest": {"test_fraction": 1.0}}, "ingest.test_fraction"),
+    ({"evaluate": {"threshold": float("nan")}}, "evaluate.threshold"),
+    ({"train": []}, "train"),
+])
+def test_bad_values_name_the_key(raw, key):
+    with pytest.raises(InputError) as err:
+        params_from_dict(raw)
+    message = str(err.value)
+    assert key in message and "\n" not in message
+
+
+def test_int_is_accepted_for_float():
+    assert params_from_dict({"train": {"lr": 1}}).train.lr == 1.0
+
+
+def test_params_are_frozen():
+    params = Params()
+    with pytest.raises(AttributeError):
+        params.train.lr = 0.1  # type: ignore[misc]
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(InputError, match="p.yaml: not valid YAML"):
+        load_params(bad)
+    with pytest.raises(InputError, match="no such params file"):
+        load_params(tmp_path / "none.yaml")
+
+
+def test_flatten_overrides_round_trips_through_yaml():
+    raw = {"ingest": {"source": "../x y", "sha256": ""}, "train": {"lr": 0.0005, "epochs": 3},
+           "prepare": {"balance": False}}
+    items = flatten_overrides(raw)
+    rebuilt: dict = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        rebuilt.setdefault(section, {})[name] = yaml.safe_load(value)
+    assert rebuilt == raw
+
+
+def test_overrides_cli_prints_nul_separated_args(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  lr: 0.01\n")
+    out = subprocess.run([sys.executable, "-m", "unetseg.config", "--overrides", str(cfg)],
+                         capture_output=True, check=True).stdout
+    assert out.split(b"\0")[:-1] == [b"-S", b"train.lr=0.01"]
+    cfg.write_text("train:\n  typo: 1\n")
+    bad = subprocess.run([sys.executable, "-m", "unetseg.config", "--overrides", str(cfg)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "train.typo" in bad.stderr and "Traceback" not in bad.stderr
+
+
+values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                   st.text(max_size=8), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["ingest", "train", "model", "prepare", "evaluate", "x"]),
+                       st.dictionaries(st.sampled_from(["lr", "epochs", "arch", "sigma", "depth",
+                                                        "tile_size", "source", "seed", "zz"]),
+                                       values, max_size=4), max_size=3))
+def test_fuzz_loader_either_loads_or_raises_input_error(raw):
+    try:
+        params = params_from_dict(raw)
+    except InputError as err:
+        assert "\n" not in str(err)
+    else:
+        assert isinstance(params, Params)

@@ -1,0 +1,27 @@
+"""End to end: DVC itself runs the five stages in a temporary git repo."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_repro_runs_all_stages_then_nothing(project):
+    project.run("dvc", "repro")
+    for name in ("ingest", "prepare", "augment", "train", "evaluate"):
+        assert (project.path / "metrics" / f"{name}.json").exists(), name
+    evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
+    for key in ("iou", "seg", "dice", "pixel_error", "rand_error"):
+        assert 0.0 <= evaluation[key] <= 1.0, key
+    train = json.loads((project.path / "metrics" / "train.json").read_text())
+    assert train["samples_per_s"] > 0 and train["epochs"] == 2
+    assert (project.path / "models" / "model.keras").exists()
+    assert list((project.path / "data" / "predictions" / "test").iterdir())
+    assert list((project.path / "plots" / "evaluate" / "overlays").glob("*.png"))
+    status = project.run("dvc", "status")
+    assert "up to date" in status.stdout
+    again = project.run("dvc", "repro")
+    assert "Running stage" not in again.stdout
+    project.commit("results")
+    assert project.run("git", "status", "--porcelain").stdout.strip() == ""

@@ -1,0 +1,89 @@
+import hashlib
+
+import numpy as np
+import pytest
+
+from unetseg.files import atomic_path
+from unetseg.store import PreparedReader, PreparedSample, TileReader, TileWriter, write_prepared
+
+
+def _samples(n=3):
+    rng = np.random.default_rng(1)
+    out = []
+    for i in range(n):
+        shape = (40 + i, 50)
+        mask = rng.integers(0, 4, shape).astype(np.uint16)
+        out.append(PreparedSample(f"s{i}", f"origin{i}", rng.integers(0, 255, shape).astype(np.uint8),
+                                  mask, (mask > 0).astype(np.uint8), rng.random(shape).astype(np.float32)))
+    return out
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_prepared_round_trip_and_determinism(tmp_path):
+    samples = _samples()
+    tiles = np.array([[0, 0, 0], [1, 0, 16], [2, 16, 0]], np.int32)
+    for name in ("a.h5", "b.h5"):
+        write_prepared(tmp_path / name, samples, tiles, {"in_size": 24, "params": {"w0": 10.0}})
+    assert _digest(tmp_path / "a.h5") == _digest(tmp_path / "b.h5")
+    with PreparedReader(tmp_path / "a.h5") as reader:
+        assert reader.names == ["s0", "s1", "s2"] and len(reader) == 3
+        assert reader.attr("params") == {"w0": 10.0}
+        np.testing.assert_array_equal(reader.tiles, tiles)
+        for got, want in zip(reader, samples):
+            assert got.name == want.name and got.origin == want.origin
+            for key in ("image", "mask", "classes", "weights"):
+                a, b = getattr(got, key), getattr(want, key)
+                assert a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+
+
+def test_tile_store_streams_requested_tiles_in_order(tmp_path):
+    n, i_s, o_s = 7, 12, 4
+    rng = np.random.default_rng(2)
+    inputs = rng.random((n, i_s, i_s)).astype(np.float32)
+    classes = rng.integers(0, 2, (n, o_s, o_s)).astype(np.uint8)
+    weights = rng.random((n, o_s, o_s)).astype(np.float32)
+    with TileWriter(tmp_path / "t.h5", n, i_s, o_s, {"k": 1}) as writer:
+        writer.append(inputs[:3], classes[:3], weights[:3], 0, 0)
+        writer.append(inputs[3:], classes[3:], weights[3:], 1, 2)
+    with TileReader(tmp_path / "t.h5") as reader:
+        assert len(reader) == n and reader.in_size == i_s and reader.out_size == o_s
+        np.testing.assert_array_equal(reader.sample, [0, 0, 0, 1, 1, 1, 1])
+        np.testing.assert_array_equal(reader.copy, [0, 0, 0, 2, 2, 2, 2])
+        idx = np.array([5, 1, 5, 0])
+        x, c, w = reader.read(idx)
+        np.testing.assert_array_equal(x, inputs[idx])
+        np.testing.assert_array_equal(c, classes[idx])
+        np.testing.assert_array_equal(w, weights[idx])
+
+
+def test_tile_writer_refuses_short_store(tmp_path):
+    with pytest.raises(RuntimeError, match="expected 2 tiles"):
+        with TileWriter(tmp_path / "t.h5", 2, 4, 4, {}) as writer:
+            writer.append(np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4), np.uint8),
+                          np.zeros((1, 4, 4), np.float32), 0, 0)
+
+
+def test_atomic_path_keeps_old_output_on_failure(tmp_path):
+    target = tmp_path / "out"
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "a.txt").write_text("old")
+    with pytest.raises(ValueError):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "a.txt").write_text("new")
+            raise ValueError("boom")
+    assert (target / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "b.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["b.txt"]
+    f = tmp_path / "f.json"
+    with atomic_path(f) as tmp:
+        tmp.write_text("1")
+    assert f.read_text() == "1"
