@@ -14,7 +14,7 @@ from unetseg import cli
 from unetseg.config import load_params
 from unetseg.ctc import prediction_name
 from unetseg.files import atomic_path
-from unetseg.images import write_png
+from unetseg.images import write_png, write_tif
 from unetseg.inference import predict_image
 from unetseg.instances import label_instances
 from unetseg.metrics import aggregate, evaluate_pair
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  for k in ("seg", "iou", "dice")}})
             target = out / "test" / prediction_name(s.name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_png(target, labels) if target.suffix == ".png" else _write_tif(target, labels)
+            write_png(target, labels) if target.suffix == ".png" else write_tif(target, labels)
             if i < e.n_overlays:
                 write_rgb_png(plots / "overlays" / f"{s.name}.png",
                               outline_overlay(s.image, s.mask, labels))
@@ -66,12 +66,6 @@ def main(argv: list[str] | None = None) -> None:
     summary = aggregate(results)
     cli.write_json(args.metrics, {k: (round(v, 6) if isinstance(v, float) else v)
                                   for k, v in summary.items()})
-
-
-def _write_tif(path: Path, labels: np.ndarray) -> None:
-    import tifffile
-
-    tifffile.imwrite(path, labels.astype(np.uint16), compression="zlib", metadata=None)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from unetseg.tiling import output_size
 
 def _check(cond: bool, key: str, message: str) -> None:
     if not cond:
-        raise InputError(f"params: {key}: {message}")
+        line = f"params: {key}: {message}"
+        raise InputError(line.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if hint is float:
         _check(isinstance(value, (int, float)) and not isinstance(value, bool), key,
                f"must be a number; got {value!r}")
-        _check(value == value and abs(value) != float("inf"), key, "must be finite")
+        _check(abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value), key,
+               "must be finite")
         return float(value)
     if hint is str:
         _check(isinstance(value, str), key, f"must be a string; got {value!r}")

@@ -1,0 +1,257 @@
+"""Single 2-D images on disk: TIFF/PNG reading with validation, deterministic PNG/TIFF writing.
+
+Readers turn every decoding problem into a one-line :class:`~unetseg.errors.InputError`
+that names the file. ``check_image`` and ``check_mask`` decide what a raw frame and an
+instance mask may contain; the dataset readers (:mod:`unetseg.ctc`, :mod:`unetseg.em`)
+call them on every pair.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from unetseg.errors import InputError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png")
+MAX_BYTES = 2**31
+"""Largest decoded image accepted (2 GiB); a damaged header must not trigger a huge allocation."""
+
+
+def _reason(err: BaseException) -> str:
+    text = getattr(err, "strerror", None) or str(err)
+    line = " ".join(text.split())
+    return line or type(err).__name__
+
+
+def _frame_shape(path: str | os.PathLike[str], shape: tuple[int, ...]) -> tuple[int, int]:
+    """``shape`` without singleton leading/trailing axes; it must be a non-empty ``(Y, X)``."""
+    while len(shape) > 2 and shape[0] == 1:
+        shape = shape[1:]
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) == 3 and shape[-1] in (2, 3, 4):
+        raise InputError(f"{path}: image has {shape[-1]} colour channels (shape {shape}); "
+                         "expected a 2-D grayscale image")
+    if len(shape) != 2:
+        raise InputError(f"{path}: image is a {len(shape)}-D array (shape {shape}); "
+                         "expected a single 2-D frame")
+    if 0 in shape:
+        raise InputError(f"{path}: image is empty (shape {shape})")
+    return shape[0], shape[1]
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ValueError("no image data")
+        if len(tif.series) > 1:
+            raise InputError(f"{path}: file holds {len(tif.series)} images; expected one 2-D frame")
+        series = tif.series[0]
+        shape = tuple(int(n) for n in series.shape)
+        _frame_shape(path, shape)
+        if int(np.prod(shape)) * np.dtype(series.dtype).itemsize > MAX_BYTES:
+            raise InputError(f"{path}: image of shape {shape} is larger than 2 GiB")
+        return series.asarray()
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    with Image.open(path, formats=["PNG"]) as image:
+        image.load()
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        return np.asarray(image)
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read one 2-D image from a ``.tif``/``.tiff`` (tifffile, LZW via imagecodecs) or ``.png``.
+
+    Singleton leading or trailing axes (``(1, Y, X)``, ``(Y, X, 1)``) are squeezed.
+    The pixel values are returned as stored; :func:`check_image` and
+    :func:`check_mask` judge them.
+
+    Returns
+    -------
+    np.ndarray
+        ``(Y, X)`` array in the file's dtype (native byte order).
+
+    Raises
+    ------
+    InputError
+        ``"<path>: cannot read image: <reason>"`` for a missing, truncated or corrupt
+        file; a clear message for colour images, 3-D stacks and empty images.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: unsupported image format {path.suffix!r} "
+                         f"(expected {', '.join(IMAGE_SUFFIXES)})")
+    try:
+        array = _read_tiff(path) if suffix in TIFF_SUFFIXES else _read_pil(path)
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - decoders raise many types on malformed input
+        raise InputError(f"{path}: cannot read image: {_reason(err)}") from None
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{path}: unsupported pixel type {array.dtype}")
+    shape = _frame_shape(path, tuple(array.shape))
+    return array.reshape(shape).astype(array.dtype.newbyteorder("="), copy=False)
+
+
+def read_png(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a grayscale PNG as stored: ``(Y, X)`` ``uint8`` or ``uint16``.
+
+    Raises
+    ------
+    InputError
+        When the file is unreadable or not an 8- or 16-bit grayscale image.
+    """
+    array = read_image(path)
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path}: expected an 8- or 16-bit grayscale PNG, got {array.dtype}")
+    return array
+
+
+def _check_2d(path: str | os.PathLike[str], array: np.ndarray, what: str) -> None:
+    if array.ndim == 3 and array.shape[-1] in (2, 3, 4):
+        raise InputError(f"{path}: {what} has {array.shape[-1]} colour channels (shape "
+                         f"{array.shape}); expected 2-D")
+    if array.ndim != 2 or array.size == 0:
+        raise InputError(f"{path}: {what} has shape {array.shape}; expected a non-empty 2-D array")
+
+
+def check_image(path: str | os.PathLike[str], array: np.ndarray) -> np.ndarray:
+    """Validate a raw frame and bring it to ``uint8`` or ``uint16``.
+
+    ``uint8`` and ``uint16`` frames pass unchanged; boolean frames become 0/255
+    ``uint8``; other integer frames whose values lie in ``0..65535`` are cast to
+    ``uint16``. Float frames and integer frames outside that range are rescaled
+    linearly from ``[min, max]`` to ``[0, 65535]`` ``uint16`` — the network sees
+    percentile-normalised intensities anyway, so only the relative scale matters.
+
+    Parameters
+    ----------
+    path : the file the frame came from, for messages.
+    array : ``(Y, X)`` image of any real dtype.
+
+    Returns
+    -------
+    np.ndarray
+        ``(Y, X)`` ``uint8`` or ``uint16``.
+
+    Raises
+    ------
+    InputError
+        Not 2-D, NaN or infinite values, or a constant image (nothing to segment).
+    """
+    array = np.asarray(array)
+    _check_2d(path, array, "image")
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{path}: unsupported pixel type {array.dtype}")
+    if array.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        if bad:
+            raise InputError(f"{path}: image contains NaN or infinite values ({bad} pixels)")
+    lo, hi = array.min(), array.max()
+    if lo == hi:
+        raise InputError(f"{path}: image is constant (every pixel is {lo}); not a usable frame")
+    if array.dtype in (np.uint8, np.uint16):
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if array.dtype.kind in "iu" and lo >= 0 and hi <= 65535:
+        return array.astype(np.uint16)
+    lo_f, hi_f = float(lo), float(hi)
+    scaled = (array.astype(np.float64) - lo_f) * (65535.0 / (hi_f - lo_f))
+    return np.rint(np.clip(scaled, 0.0, 65535.0)).astype(np.uint16)
+
+
+def check_mask(path: str | os.PathLike[str], array: np.ndarray) -> np.ndarray:
+    """Validate an instance mask: 2-D, integer ids, ``0..65535`` (0 = background).
+
+    Parameters
+    ----------
+    path : the file the mask came from, for messages.
+    array : ``(Y, X)`` integer or boolean labels.
+
+    Returns
+    -------
+    np.ndarray
+        ``(Y, X)`` ``uint16`` instance labels with the ids as stored (not relabelled).
+
+    Raises
+    ------
+    InputError
+        Colour or non-2-D masks, float masks ("mask ids are not integers" when values
+        are fractional), negative ids or ids above 65535.
+    """
+    array = np.asarray(array)
+    _check_2d(path, array, "mask")
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all() or not np.array_equal(array, np.round(array)):
+            raise InputError(f"{path}: mask ids are not integers (float mask with fractional, "
+                             "NaN or infinite values)")
+        raise InputError(f"{path}: mask is stored as {array.dtype}; expected integer instance ids")
+    if array.dtype.kind not in "biu":
+        raise InputError(f"{path}: mask ids are not integers (pixel type {array.dtype})")
+    if array.dtype.kind == "i" and array.min() < 0:
+        raise InputError(f"{path}: mask has negative ids (min {array.min()})")
+    if array.max() > 65535:
+        raise InputError(f"{path}: mask ids exceed 65535 (max {array.max()}); "
+                         "16-bit instance labels expected")
+    return array.astype(np.uint16, copy=False)
+
+
+def _check_writable(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 2 or array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected a 2-D uint8 or uint16 array, got {array.dtype} {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Save a ``(Y, X)`` ``uint8`` or ``uint16`` array as a grayscale PNG.
+
+    Parent folders are created. The bytes depend only on the pixels (no
+    timestamps or text chunks), so DVC sees unchanged outputs as unchanged.
+
+    Raises
+    ------
+    ValueError
+        For other dtypes or shapes (a programming error, not user input).
+    """
+    array = _check_writable(array)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format="PNG", optimize=False, compress_level=6)
+
+
+def write_tif(path: str | os.PathLike[str], labels: np.ndarray) -> None:
+    """Save ``(Y, X)`` instance labels as a zlib-compressed 16-bit TIFF (CTC ``maskTTT.tif``).
+
+    No metadata, software tag or timestamp is written: equal labels give equal bytes.
+    Parent folders are created.
+
+    Raises
+    ------
+    ValueError
+        When ``labels`` is not 2-D or has ids outside ``0..65535``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype.kind not in "biu":
+        raise ValueError(f"expected 2-D integer labels, got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 65535):
+        raise ValueError("label ids must lie in 0..65535 for a 16-bit TIFF")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, labels.astype(np.uint16), compression="zlib", photometric="minisblack",
+                     metadata=None, software=False)

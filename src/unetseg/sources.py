@@ -1,0 +1,223 @@
+"""Where a dataset comes from: a folder, a ``.zip`` or an http(s) URL of a zip -> a local folder.
+
+Zips are checked against an optional SHA-256, extracted safely (no absolute paths,
+``..`` or symlinks) into ``cache_dir/<sha256[:16]>/`` and reused on later runs;
+downloads land in ``cache_dir/downloads/`` once. :func:`read_samples` then picks the
+reader for the folder's layout (Cell Tracking Challenge or ISBI 2012 EM).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import lzma
+import os
+import re
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+
+from unetseg import __version__
+from unetseg.ctc import looks_like_ctc, read_ctc
+from unetseg.dataset import Sample
+from unetseg.em import looks_like_em, read_em
+from unetseg.errors import InputError
+from unetseg.files import atomic_path
+
+LAYOUTS = ("a Cell Tracking Challenge 2D dataset (NN/tTTT.tif + NN_GT/SEG/man_segTTT.tif) "
+           "or an ISBI-2012 EM dataset (train/image/K.png + train/label/K.png)")
+_IGNORED = ("__MACOSX", ".DS_Store")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_source(source: str, *, sha256: str, cache_dir: Path, timeout: float = 30.0) -> Path:
+    """Turn an ``ingest.source`` value into a local folder to read.
+
+    Parameters
+    ----------
+    source : an existing folder, a ``.zip`` file, or an ``https://`` (or ``http://``)
+        URL of a zip, e.g. the challenge's
+        ``https://data.celltrackingchallenge.net/training-datasets/DIC-C2DH-HeLa.zip``.
+    sha256 : expected hex SHA-256 of the zip; ``""`` skips the check. Must be ``""``
+        for folders.
+    cache_dir : where downloads (``downloads/``) and extracted zips
+        (``<sha256-of-zip[:16]>/``) are kept and reused.
+    timeout : seconds to wait for a connection or for each read of a download.
+
+    Returns
+    -------
+    Path
+        The folder itself, or the extracted zip's folder (its single top folder when
+        the zip has one).
+
+    Raises
+    ------
+    InputError
+        Missing path, checksum mismatch, bad or unsafe zip, unreachable URL, HTTP error
+        or timeout; always one line naming the source.
+    """
+    cache_dir = Path(cache_dir)
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if scheme in ("http", "https"):
+        return _extract(_download(source, sha256, cache_dir, timeout), sha256, cache_dir, source)
+    if re.match(r"^[a-z][a-z0-9+.-]+://", source, re.IGNORECASE):
+        raise InputError(f"{source}: unsupported URL scheme {scheme!r} (use https://)")
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if sha256:
+            raise InputError(f"{source}: sha256 applies to zip/URL sources, not to folders")
+        return path
+    if not path.exists():
+        raise InputError(f"{source}: no such file or folder")
+    if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
+        return _extract(path, sha256, cache_dir, source)
+    raise InputError(f"{source}: not a folder, .zip file or https URL; expected {LAYOUTS}")
+
+
+def _verify(path: Path, sha256: str, label: str) -> str:
+    got = file_sha256(path)
+    if sha256 and got != sha256.lower():
+        raise InputError(f"{label}: sha256 mismatch (expected {sha256.lower()}, got {got})")
+    return got
+
+
+def _download(url: str, sha256: str, cache_dir: Path, timeout: float) -> Path:
+    """Fetch ``url`` into ``cache_dir/downloads/`` once (temp file + rename); verify it."""
+    base = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".") or "download.zip"
+    target = cache_dir / "downloads" / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{base}"
+    if target.is_file() and (not sha256 or file_sha256(target) == sha256.lower()):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.part"):
+        stale.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            request = urllib.request.Request(url, headers={"User-Agent": f"unetseg/{__version__}"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                expected = response.headers.get("Content-Length")
+                shutil.copyfileobj(response, out, 1 << 20)
+        size = tmp.stat().st_size
+        if expected is not None and expected.isdigit() and size != int(expected):
+            raise InputError(f"{url}: download truncated ({size} of {expected} bytes)")
+        _verify(tmp, sha256, url)
+        if not zipfile.is_zipfile(tmp):
+            raise InputError(f"{url}: downloaded {size} bytes that are not a zip file")
+        os.replace(tmp, target)
+    except urllib.error.HTTPError as err:
+        raise InputError(f"{url}: download failed: HTTP {err.code} {err.reason}") from None
+    except urllib.error.URLError as err:
+        reason = err.reason if isinstance(err.reason, str) else _describe(err.reason, timeout)
+        raise InputError(f"{url}: cannot download: {reason}") from None
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        raise InputError(f"{url}: cannot download: {_describe(err, timeout)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _describe(err: BaseException, timeout: float | None = None) -> str:
+    if isinstance(err, TimeoutError) and timeout is not None:
+        return f"timed out after {timeout:g} s"
+    text = getattr(err, "strerror", None) or str(err)
+    return " ".join(text.split()) or type(err).__name__
+
+
+def _member_parts(info: zipfile.ZipInfo) -> list[str] | None:
+    """Safe relative path parts of a zip member, or None for an unsafe one."""
+    name = info.filename
+    parts = [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")]
+    mode = info.external_attr >> 16
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts \
+            or stat.S_ISLNK(mode) or "\0" in name:
+        return None
+    return parts
+
+
+def _extract(path: Path, sha256: str, cache_dir: Path, label: str) -> Path:
+    """Verify and safely extract the zip at ``path`` into ``cache_dir/<sha[:16]>/``."""
+    digest = _verify(path, sha256, label)
+    dest = cache_dir / digest[:16]
+    if not dest.is_dir():
+        try:
+            with zipfile.ZipFile(path) as archive, atomic_path(dest) as tmp:
+                tmp.mkdir()
+                _safe_extract(archive, tmp, path)
+        except InputError:
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError,
+                ValueError, zlib.error, lzma.LZMAError) as err:
+            raise InputError(f"{path}: not a valid zip file ({_describe(err)})") from None
+        except OSError as err:
+            raise InputError(f"{path}: cannot extract: {_describe(err)}") from None
+    entries = [p for p in dest.iterdir() if p.name not in _IGNORED and not p.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
+def _safe_extract(archive: zipfile.ZipFile, into: Path, path: Path) -> None:
+    members = archive.infolist()
+    for info in members:
+        if _member_parts(info) is None:
+            raise InputError(f"{path}: unsafe zip entry {info.filename!r} (absolute path, '..' "
+                             "or symlink); refusing to extract")
+    needed = sum(info.file_size for info in members)
+    free = shutil.disk_usage(into).free
+    if needed > free:
+        raise InputError(f"{path}: extracting needs {needed / 1e9:.1f} GB, only "
+                         f"{free / 1e9:.1f} GB free under {into.parent}")
+    for info in members:
+        parts = _member_parts(info)
+        if not parts:
+            continue
+        target = into.joinpath(*parts)
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def read_samples(folder: Path) -> list[Sample]:
+    """Detect the dataset layout of ``folder`` and read its image/mask pairs.
+
+    Returns
+    -------
+    list[Sample]
+        From :func:`unetseg.ctc.read_ctc` or :func:`unetseg.em.read_em`.
+
+    Raises
+    ------
+    InputError
+        Not a folder, an empty folder, or a layout that is neither CTC nor EM.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder; expected {LAYOUTS}")
+    try:
+        entries = [p for p in folder.iterdir() if p.name not in _IGNORED]
+    except OSError as err:
+        raise InputError(f"{folder}: cannot list folder: {_describe(err)}") from None
+    if not entries:
+        raise InputError(f"{folder}: empty folder; expected {LAYOUTS}")
+    if looks_like_ctc(folder):
+        return read_ctc(folder)
+    if looks_like_em(folder):
+        return read_em(folder)
+    raise InputError(f"{folder}: unknown dataset layout; expected {LAYOUTS}")
