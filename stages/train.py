@@ -45,11 +45,10 @@ def main(argv: list[str] | None = None) -> None:
                          files=(args.data,))
     state = load_state(args.checkpoint, run_id)
 
-    def make_live(resume: bool):
+    def make_live():
         from dvclive import Live
 
-        return Live(dir=str(args.live), resume=resume, save_dvc_exp=False, dvcyaml=None,
-                    report=None)
+        return Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None)
 
     with distribution_scope(p.strategy) as replicas:
         model = compiled_model(m, p)

@@ -93,7 +93,7 @@ class RunState:
 
 
 class Tracker(keras.callbacks.Callback):
-    """After each epoch: log to dvclive, then checkpoint model + optimiser atomically.
+    """After each epoch: checkpoint model + optimiser atomically, then log to dvclive.
 
     A run killed at any moment resumes from the last finished epoch; the checkpoint
     is written to a temporary file and renamed, so it is never half-written.
@@ -114,17 +114,25 @@ class Tracker(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         s = self.state
         s.epoch = epoch + 1
-        for key, value in (logs or {}).items():
-            s.history.setdefault(key, []).append(float(value))
-            self.live.log_metric(key, float(value))
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        for key, value in logs.items():
+            s.history.setdefault(key, []).append(value)
         s.seconds.append(time.perf_counter() - self._start)
         s.samples.append(self.samples_per_epoch)
-        self.live.next_step()
+        self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.dir / "last.keras") as tmp:
             self.model.save(tmp.with_suffix(".keras"))
             tmp.with_suffix(".keras").rename(tmp)
         with atomic_path(self.dir / "state.json") as tmp:
             tmp.write_text(json.dumps(asdict(s)))
+        log_epoch(self.live, logs)
+
+
+def log_epoch(live: Any, logs: dict[str, float]) -> None:
+    """One dvclive step: every metric of one epoch."""
+    for key, value in logs.items():
+        live.log_metric(key, value)
+    live.next_step()
 
 
 def load_state(checkpoint_dir: Path, expected: str) -> RunState:
@@ -163,16 +171,21 @@ def samples_per_second(state: RunState) -> float:
 
 def fit(model: keras.Model, train: keras.utils.PyDataset, val: keras.utils.PyDataset | None,
         p: TrainParams, checkpoint_dir: Path, state: RunState,
-        make_live: Callable[[bool], Any]) -> RunState:
+        make_live: Callable[[], Any]) -> RunState:
     """Train ``model`` for ``p.epochs`` epochs, resuming from ``state.epoch``.
 
-    ``make_live(resume)`` creates the dvclive ``Live`` logger (resumed or fresh).
+    ``make_live()`` creates a fresh dvclive ``Live`` logger. On resume its history is
+    replayed from the checkpoint's state, so the plots hold exactly one row per
+    finished epoch even when a run was killed between checkpoint and log.
     """
-    resume = state.epoch > 0
-    if resume:
+    live = make_live()
+    if state.epoch > 0:
+        print(f"resuming from the checkpoint after epoch {state.epoch}", file=sys.stderr)
         restore(model, checkpoint_dir / "last.keras")
         train.set_epoch(state.epoch)
-    live = make_live(resume)
+        history = state.history or {}
+        for epoch in range(state.epoch):
+            log_epoch(live, {k: v[epoch] for k, v in history.items() if len(v) > epoch})
     tracker = Tracker(checkpoint_dir, state, live, len(train), p.batch_size)
     if state.epoch < p.epochs:
         model.fit(train, validation_data=val, epochs=p.epochs, initial_epoch=state.epoch,

@@ -1,0 +1,40 @@
+"""A training run killed mid-way resumes from its last checkpoint on the next `dvc repro`."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_killed_training_resumes_on_next_repro(project):
+    project.set_params({"train": {"epochs": 4, "steps_per_epoch": 25, "batch_size": 2}})
+    project.commit("longer training")
+    project.run("dvc", "repro", "augment")
+    state_file = project.path / ".checkpoints" / "train" / "state.json"
+    proc = subprocess.Popen(["dvc", "repro", "train"], cwd=project.path, env=project.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    killed_after = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state_file.exists():
+            epoch = json.loads(state_file.read_text())["epoch"]
+            if epoch >= 1:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed_after = epoch
+                break
+        time.sleep(0.2)
+    proc.wait(timeout=60)
+    assert killed_after is not None and killed_after < 4, "training was not caught mid-run"
+    assert not (project.path / "models" / "model.keras").exists()
+    resumed = project.run("dvc", "repro", "train")
+    assert f"resuming from the checkpoint after epoch" in resumed.stderr + resumed.stdout
+    metrics = json.loads((project.path / "metrics" / "train.json").read_text())
+    assert metrics["epochs"] == 4
+    steps = (project.path / "plots" / "train" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert len(steps) == 1 + 4, steps
+    assert "Running stage" not in project.run("dvc", "repro", "train").stdout

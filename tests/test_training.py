@@ -1,0 +1,67 @@
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from unetseg.config import ModelParams, TrainParams
+from unetseg.training import RunState, fingerprint, load_state, samples_per_second
+
+
+def test_fingerprint_changes_with_params_and_data(tmp_path):
+    data = tmp_path / "d.bin"
+    data.write_bytes(b"abc")
+    a = fingerprint({"lr": 1}, files=(data,))
+    assert a == fingerprint({"lr": 1}, files=(data,))
+    assert a != fingerprint({"lr": 2}, files=(data,))
+    data.write_bytes(b"abd")
+    assert a != fingerprint({"lr": 1}, files=(data,))
+
+
+def test_stale_checkpoint_is_discarded(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "last.keras").write_bytes(b"x")
+    (ckpt / "state.json").write_text(json.dumps({"fingerprint": "old", "epoch": 3, "history": {},
+                                                 "seconds": [], "samples": []}))
+    assert load_state(ckpt, "old").epoch == 3
+    fresh = load_state(ckpt, "new")
+    assert fresh.epoch == 0 and not ckpt.exists()
+
+
+def test_samples_per_second_skips_the_tracing_epoch():
+    state = RunState("f", 3, {}, [10.0, 1.0, 1.0], [10, 10, 10])
+    assert samples_per_second(state) == pytest.approx(10.0)
+    assert samples_per_second(RunState("f", 1, {}, [2.0], [10])) == pytest.approx(5.0)
+
+
+MIRRORED = textwrap.dedent("""
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from unetseg.config import ModelParams, TrainParams
+    from unetseg.training import compiled_model, distribution_scope
+    m = ModelParams(depth=2, base_filters=4, tile_size=44)
+    p = TrainParams(strategy="mirrored", batch_size=4)
+    with distribution_scope(p.strategy) as replicas:
+        model = compiled_model(m, p)
+    x = np.random.default_rng(0).random((8, 44, 44, 1)).astype("float32")
+    y = np.zeros((8, 4, 4, 2), "float32"); y[..., 1] = 1.0
+    hist = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    print("REPLICAS", replicas, "LOSS", hist.history["loss"][0], hist.history["loss"][-1])
+""")
+
+
+def test_mirrored_strategy_on_two_logical_cpus():
+    out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300,
+                         env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    words = out.stdout.split()
+    assert words[words.index("REPLICAS") + 1] == "2"
+    first, last = float(words[-2]), float(words[-1])
+    assert np.isfinite(first) and last < first
