@@ -1,0 +1,80 @@
+"""Experiments are compared with DVC's own tools: exp show, metrics diff, plots diff, queue."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _experiments(project) -> dict[str, dict[str, Any]]:
+    """name -> {"params": flat params.yaml data, "metrics": {file: data}} from `dvc exp show --json`."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and node.get("name") and "metrics" in data:
+                params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+                metrics = {k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()}
+                found[node["name"]] = {"params": params, "metrics": metrics,
+                                       "status": data.get("status")}
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(project.run("dvc", "exp", "show", "--json").stdout))
+    return found
+
+
+def test_experiments_are_listed_and_compared(project):
+    project.run("dvc", "repro")
+    project.commit("baseline results")
+    project.run("dvc", "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005")
+    project.run("dvc", "exp", "run", "-n", "one-epoch", "-S", "train.epochs=1")
+    exps = _experiments(project)
+    assert {"lr-half", "one-epoch"} <= exps.keys(), exps.keys()
+    a, b = exps["lr-half"], exps["one-epoch"]
+    assert a["params"]["train"]["lr"] == 0.0005 and b["params"]["train"]["epochs"] == 1
+    for exp in (a, b):
+        assert set(exp["metrics"]["metrics/evaluate.json"]) >= {"iou", "seg", "dice", "pixel_error",
+                                                                "rand_error"}
+    assert a["metrics"]["metrics/train.json"]["loss"] != b["metrics"]["metrics/train.json"]["loss"]
+
+    diff = json.loads(project.run("dvc", "metrics", "diff", "lr-half", "one-epoch", "--json").stdout)
+    assert "metrics/train.json" in diff and "loss" in diff["metrics/train.json"]
+    plots = project.run("dvc", "plots", "diff", "lr-half", "one-epoch", "--json")
+    assert "loss" in plots.stdout
+
+    project.run("dvc", "exp", "run", "--queue", "-S", "train.lr=0.002,0.003")
+    project.run("dvc", "queue", "start", "-j", "1")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = project.run("dvc", "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    project.run("dvc", "queue", "stop", check=False)
+    grid = [e for e in _experiments(project).values()
+            if e["params"].get("train", {}).get("lr") in (0.002, 0.003)]
+    assert len(grid) == 2, status
+    assert all("metrics/evaluate.json" in e["metrics"] for e in grid)
+
+
+def test_branches_are_compared(project):
+    project.run("dvc", "repro")
+    project.commit("main results")
+    project.run("git", "checkout", "-q", "-b", "fewer-epochs")
+    project.set_params({"train": {"epochs": 1}})
+    project.run("dvc", "repro")
+    project.commit("one epoch")
+    diff = json.loads(project.run("dvc", "metrics", "diff", "main", "--json").stdout)
+    assert diff["metrics/train.json"]["epochs"]["diff"] == -1
+    params = json.loads(project.run("dvc", "params", "diff", "main", "--json").stdout)
+    assert (params["params.yaml"]["train.epochs"]["old"], params["params.yaml"]["train.epochs"]["new"]) == (2, 1)
