@@ -1,5 +1,7 @@
 import hashlib
 
+import time
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,7 @@ def test_prepared_round_trip_and_determinism(tmp_path):
     tiles = np.array([[0, 0, 0], [1, 0, 16], [2, 16, 0]], np.int32)
     for name in ("a.h5", "b.h5"):
         write_prepared(tmp_path / name, samples, tiles, {"in_size": 24, "params": {"w0": 10.0}})
+        time.sleep(1.1)  # HDF5 object timestamps have 1 s resolution: they must not be stored
     assert _digest(tmp_path / "a.h5") == _digest(tmp_path / "b.h5")
     with PreparedReader(tmp_path / "a.h5") as reader:
         assert reader.names == ["s0", "s1", "s2"] and len(reader) == 3
@@ -46,9 +49,12 @@ def test_tile_store_streams_requested_tiles_in_order(tmp_path):
     inputs = rng.random((n, i_s, i_s)).astype(np.float32)
     classes = rng.integers(0, 2, (n, o_s, o_s)).astype(np.uint8)
     weights = rng.random((n, o_s, o_s)).astype(np.float32)
-    with TileWriter(tmp_path / "t.h5", n, i_s, o_s, {"k": 1}) as writer:
-        writer.append(inputs[:3], classes[:3], weights[:3], 0, 0)
-        writer.append(inputs[3:], classes[3:], weights[3:], 1, 2)
+    for name in ("t.h5", "u.h5"):
+        with TileWriter(tmp_path / name, n, i_s, o_s, {"k": 1}) as writer:
+            writer.append(inputs[:3], classes[:3], weights[:3], 0, 0)
+            writer.append(inputs[3:], classes[3:], weights[3:], 1, 2)
+        time.sleep(1.1)
+    assert _digest(tmp_path / "t.h5") == _digest(tmp_path / "u.h5")
     with TileReader(tmp_path / "t.h5") as reader:
         assert len(reader) == n and reader.in_size == i_s and reader.out_size == o_s
         np.testing.assert_array_equal(reader.sample, [0, 0, 0, 1, 1, 1, 1])

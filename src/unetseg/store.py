@@ -55,6 +55,24 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray, chunk: tuple[int, .
     group.create_dataset(name, data=data, chunks=chunks, **(_COMPRESS if data.size else {"track_times": False}))
 
 
+def _create_file(path: Path) -> h5py.File:
+    """A new HDF5 file whose objects carry no timestamps (h5py only drops them for datasets)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_V110)
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    fcpl.set_attr_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    return h5py.File(h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl))
+
+
+def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl))
+
+
 def _attrs_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -66,14 +84,14 @@ def write_prepared(path: Path, samples: list[PreparedSample], tiles: np.ndarray,
     ``tiles`` is ``(N, 3)`` int32 (sample index, y, x); ``attrs`` are stored as
     JSON-encoded file attributes (``in_size``, ``out_size``, ``step``, ``params``...).
     """
-    with h5py.File(path, "w", libver="v110", track_order=True) as f:
+    with _create_file(path) as f:
         f.attrs["names"] = _attrs_json([s.name for s in samples])
         f.attrs["origins"] = _attrs_json([s.origin for s in samples])
         for key, value in sorted(attrs.items()):
             f.attrs[key] = _attrs_json(value)
-        group = f.create_group("samples", track_order=True)
+        group = _create_group(f, "samples")
         for s in samples:
-            g = group.create_group(s.name, track_order=True)
+            g = _create_group(group, s.name)
             for key in ("image", "mask", "classes", "weights"):
                 _dataset(g, key, getattr(s, key), (256, 256))
         _dataset(f, "tiles", np.asarray(tiles, dtype=np.int32).reshape(-1, 3), (4096, 3))
@@ -123,7 +141,7 @@ class TileWriter:
     """Append tiles to a tile store of known final length ``n`` at ``path``."""
 
     def __init__(self, path: Path, n: int, in_size: int, out_size: int, attrs: dict[str, Any]) -> None:
-        self._file = h5py.File(path, "w", libver="v110", track_order=True)
+        self._file = _create_file(path)
         for key, value in sorted(attrs.items()):
             self._file.attrs[key] = _attrs_json(value)
         shapes = {"inputs": ((n, in_size, in_size), np.float32),
