@@ -78,3 +78,16 @@ def test_branches_are_compared(project):
     assert diff["metrics/train.json"]["epochs"]["diff"] == -1
     params = json.loads(project.run("dvc", "params", "diff", "main", "--json").stdout)
     assert (params["params.yaml"]["train.epochs"]["old"], params["params.yaml"]["train.epochs"]["new"]) == (2, 1)
+
+
+def test_every_architecture_runs_as_an_experiment(project):
+    project.run("dvc", "repro")
+    project.commit("unet results")
+    archs = ("resunet", "unetpp", "attention_unet")
+    for arch in archs:
+        project.run("dvc", "exp", "run", "-n", arch, "-S", f"model.arch={arch}", "-S", "train.epochs=1")
+    exps = _experiments(project)
+    for arch in archs:
+        assert exps[arch]["params"]["model"]["arch"] == arch
+        assert exps[arch]["metrics"]["metrics/train.json"]["epochs"] == 1
+        assert "seg" in exps[arch]["metrics"]["metrics/evaluate.json"]
