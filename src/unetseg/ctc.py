@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from unetseg.dataset import Sample
+from unetseg.dataset import Sample, paired_sample
 from unetseg.errors import InputError
 from unetseg.images import check_image, check_mask, read_image
 
@@ -104,13 +104,8 @@ def read_ctc(root: Path) -> list[Sample]:
 
 
 def _pair(root: Path, seq: str, number: str, frame: Path, mask_path: Path) -> Sample:
-    image = check_image(frame, read_image(frame))
-    mask = check_mask(mask_path, read_image(mask_path))
-    if image.shape != mask.shape:
-        raise InputError(f"{frame} and {mask_path}: shapes differ ({image.shape[0]}x"
-                         f"{image.shape[1]} vs {mask.shape[0]}x{mask.shape[1]})")
-    origin = " + ".join(p.relative_to(root).as_posix() for p in (frame, mask_path))
-    return Sample(name=f"{seq}_t{number}", image=image, mask=mask, origin=origin)
+    return paired_sample(root, f"{seq}_t{number}", frame, check_image(frame, read_image(frame)),
+                         mask_path, check_mask(mask_path, read_image(mask_path)))
 
 
 def prediction_name(name: str) -> str:

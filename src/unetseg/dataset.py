@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from unetseg.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,19 @@ class Sample:
     image: np.ndarray
     mask: np.ndarray
     origin: str
+
+
+def paired_sample(root: Path, name: str, image_path: Path, image: np.ndarray, mask_path: Path,
+                  mask: np.ndarray) -> Sample:
+    """A :class:`Sample` from an image file and its mask file under ``root``, shapes checked.
+
+    Raises :class:`InputError` naming both files when the ``(Y, X)`` shapes differ.
+    """
+    if image.shape != mask.shape:
+        raise InputError(f"{image_path} and {mask_path}: shapes differ ({image.shape[0]}x"
+                         f"{image.shape[1]} vs {mask.shape[0]}x{mask.shape[1]})")
+    origin = " + ".join(p.relative_to(root).as_posix() for p in (image_path, mask_path))
+    return Sample(name=name, image=image, mask=mask, origin=origin)
 
 
 def split_samples(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from unetseg.dataset import Sample
+from unetseg.dataset import Sample, paired_sample
 from unetseg.errors import InputError
 from unetseg.images import IMAGE_SUFFIXES, check_image, read_image
 
@@ -134,10 +134,6 @@ def read_em(root: Path) -> list[Sample]:
 
 
 def _pair(root: Path, key: str, image_path: Path, label_path: Path) -> Sample:
-    image = check_image(image_path, read_image(image_path))
-    mask = cells_from_label(label_path, read_image(label_path))
-    if image.shape != mask.shape:
-        raise InputError(f"{image_path} and {label_path}: shapes differ ({image.shape[0]}x"
-                         f"{image.shape[1]} vs {mask.shape[0]}x{mask.shape[1]})")
-    origin = " + ".join(p.relative_to(root).as_posix() for p in (image_path, label_path))
-    return Sample(name=f"em_{key}", image=image, mask=mask, origin=origin)
+    return paired_sample(root, f"em_{key}", image_path,
+                         check_image(image_path, read_image(image_path)), label_path,
+                         cells_from_label(label_path, read_image(label_path)))
