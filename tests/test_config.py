@@ -105,3 +105,17 @@ def test_fuzz_loader_either_loads_or_raises_input_error(raw):
         assert "\n" not in str(err)
     else:
         assert isinstance(params, Params)
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_recipes_are_valid_overrides_of_the_project_params(config):
+    root = Path(__file__).parents[1]
+    merged = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in yaml.safe_load(config.read_text()).items():
+        assert section in merged, section
+        unknown = set(values) - set(merged[section])
+        assert not unknown, f"{config.name}: {unknown} are not keys of params.yaml"
+        merged[section].update(values)
+    params = params_from_dict(merged)
+    assert (root / params.ingest.source).is_dir(), params.ingest.source
