@@ -17,7 +17,8 @@ def test_repro_runs_all_stages_then_nothing(project):
     train = json.loads((project.path / "metrics" / "train.json").read_text())
     assert train["samples_per_s"] > 0 and train["epochs"] == 2
     assert (project.path / "models" / "model.keras").exists()
-    assert list((project.path / "data" / "predictions" / "test").iterdir())
+    masks = list((project.path / "data" / "predictions" / "test" / "01_RES").glob("mask*.tif"))
+    assert masks, "CTC-style 16-bit mask TIFFs"
     assert list((project.path / "plots" / "evaluate" / "overlays").glob("*.png"))
     status = project.run("dvc", "status")
     assert "up to date" in status.stdout

@@ -41,7 +41,7 @@ def test_generate_one_is_what_generate_uses() -> None:
 
 
 def test_names_origins_dtypes_shapes(samples: list) -> None:
-    assert [s.name for s in samples] == ["syn_000", "syn_001", "syn_002", "syn_003"]
+    assert [s.name for s in samples] == ["01_t000", "01_t001", "01_t002", "01_t003"]
     assert [s.origin for s in samples] == [f"synthetic(seed=5, index={k})" for k in range(4)]
     for s in samples:
         assert s.image.dtype == np.uint8 and s.image.shape == (H, W)

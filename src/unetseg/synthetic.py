@@ -54,7 +54,7 @@ def generate(n_images: int, height: int, width: int, n_cells: int, seed: int) ->
     Returns
     -------
     list of Sample
-        Names ``syn_000``, ``syn_001``, ...; ``image`` is ``(Y, X)`` ``uint8``;
+        Names ``01_t000``, ``01_t001``, ... (one CTC-style sequence ``01``); ``image`` is ``(Y, X)`` ``uint8``;
         ``mask`` is ``(Y, X)`` ``uint16`` instance labels, 0 = background,
         cells numbered ``1..n`` consecutively; origin
         ``"synthetic(seed=S, index=K)"``.
@@ -69,7 +69,7 @@ def generate(n_images: int, height: int, width: int, n_cells: int, seed: int) ->
     width_digits = max(3, len(str(max(n_images - 1, 0))))
     for k, child in enumerate(children):
         image, mask = generate_one(height, width, n_cells, np.random.default_rng(child))
-        samples.append(Sample(name=f"syn_{k:0{width_digits}d}", image=image, mask=mask,
+        samples.append(Sample(name=f"01_t{k:0{width_digits}d}", image=image, mask=mask,
                               origin=f"synthetic(seed={seed}, index={k})"))
     return samples
 
