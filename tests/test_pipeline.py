@@ -1,6 +1,7 @@
 """End to end: DVC itself runs the five stages in a temporary git repo."""
 
 import json
+import zipfile
 
 import pytest
 
@@ -26,3 +27,23 @@ def test_repro_runs_all_stages_then_nothing(project):
     assert "Running stage" not in again.stdout
     project.commit("results")
     assert project.run("git", "status", "--porcelain").stdout.strip() == ""
+
+
+def test_bad_sources_fail_ingest_cleanly_through_dvc(project, tmp_path):
+    hostile = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(hostile, "w") as z:
+        z.writestr("../../escaped.txt", "x")
+    cases = {"/no/such/folder": "no such file or folder", str(hostile): str(hostile),
+             str(tmp_path / "empty"): str(tmp_path / "empty")}
+    (tmp_path / "empty").mkdir()
+    for source, expected in cases.items():
+        result = project.run("dvc", "exp", "run", "ingest", "-S", f'ingest.source="{source}"',
+                             check=False)
+        out = result.stdout + result.stderr
+        assert result.returncode != 0, source
+        errors = [line for line in out.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and expected in errors[0], out
+        assert "Traceback" not in out, out
+    assert not (tmp_path / "escaped.txt").exists() and not (project.path.parent / "escaped.txt").exists()
+    project.run("git", "checkout", "--", "params.yaml")
+    project.run("dvc", "repro", "ingest")
