@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         return Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None)
 
     with distribution_scope(p.strategy) as replicas:
-        model = compiled_model(m, p)
+        model = compiled_model(m, p, steps_per_epoch=len(train))
         state = fit(model, train, val, p, args.checkpoint, state, make_live)
     config = {"model": dataclasses.asdict(m), "out_size": m.out_size, "n_classes": 2,
               "input": "percentile-normalised (1, 99.8) grayscale, (B, tile, tile, 1) float32",

@@ -65,3 +65,33 @@ def test_mirrored_strategy_on_two_logical_cpus():
     assert words[words.index("REPLICAS") + 1] == "2"
     first, last = float(words[-2]), float(words[-1])
     assert np.isfinite(first) and last < first
+
+
+@pytest.mark.parametrize("schedule, half", [("constant", 1.0), ("cosine", 0.5), ("poly", 0.5 ** 0.9)])
+def test_learning_rate_schedules_decay_to_zero_over_all_steps(schedule, half):
+    from unetseg.training import learning_rate
+
+    lr = learning_rate(TrainParams(lr=0.01, lr_schedule=schedule), total_steps=100)
+    value = (lambda step: float(lr(step))) if callable(lr) else (lambda step: lr)
+    assert value(0) == pytest.approx(0.01)
+    assert value(50) == pytest.approx(0.01 * half, rel=1e-4)
+    assert value(100) == pytest.approx(0.0 if schedule != "constant" else 0.01, abs=1e-9)
+
+
+def test_resumed_schedule_continues_where_the_checkpoint_stopped(tmp_path):
+    from unetseg.training import compiled_model, restore
+
+    m, p = ModelParams(depth=2, base_filters=4, tile_size=44), TrainParams(lr=0.01, epochs=4,
+                                                                           lr_schedule="cosine")
+    x = np.random.default_rng(0).random((8, 44, 44, 1)).astype("float32")
+    y = np.zeros((8, 4, 4, 2), "float32")
+    y[..., 1] = 1.0
+    model = compiled_model(m, p, steps_per_epoch=2)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.save(tmp_path / "last.keras")
+    resumed = compiled_model(m, p, steps_per_epoch=2)
+    restore(resumed, tmp_path / "last.keras")
+    iterations = int(resumed.optimizer.iterations.numpy())
+    assert iterations == 2
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi / 4)),
+                                                                   rel=1e-5)

@@ -132,6 +132,7 @@ class TrainParams:
     seed: int = 0
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = 0.99
+    lr_schedule: Literal["constant", "cosine", "poly"] = "constant"
     val_fraction: float = 0.15
     steps_per_epoch: int = 0
     mixed_precision: bool = False

@@ -55,18 +55,35 @@ def distribution_scope(name: str) -> Iterator[int]:
     yield 1
 
 
-def make_optimizer(p: TrainParams) -> keras.optimizers.Optimizer:
-    """The paper's SGD with high momentum (0.99, §3) or Adam, at ``train.lr``."""
+def learning_rate(p: TrainParams, total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """``train.lr``, held (``constant``, the paper) or decayed to zero over ``total_steps``.
+
+    ``cosine`` follows half a cosine; ``poly`` is nnU-Net's ``lr (1 - step/total)^0.9``.
+    """
+    if p.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(p.lr, decay_steps=max(total_steps, 1))
+    if p.lr_schedule == "poly":
+        return keras.optimizers.schedules.PolynomialDecay(p.lr, decay_steps=max(total_steps, 1),
+                                                          end_learning_rate=0.0, power=0.9)
+    return p.lr
+
+
+def make_optimizer(p: TrainParams, total_steps: int = 0) -> keras.optimizers.Optimizer:
+    """The paper's SGD with high momentum (0.99, §3) or Adam, at :func:`learning_rate`."""
+    lr = learning_rate(p, total_steps)
     if p.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=p.lr, momentum=p.momentum)
-    return keras.optimizers.Adam(learning_rate=p.lr)
+        return keras.optimizers.SGD(learning_rate=lr, momentum=p.momentum)
+    return keras.optimizers.Adam(learning_rate=lr)
 
 
-def compiled_model(m: ModelParams, p: TrainParams) -> keras.Model:
-    """Build the ``model.arch`` network and compile it with the weighted loss (paper Eq. 1)."""
+def compiled_model(m: ModelParams, p: TrainParams, steps_per_epoch: int = 0) -> keras.Model:
+    """Build the ``model.arch`` network and compile it with the weighted loss (paper Eq. 1).
+
+    ``steps_per_epoch`` sets the length of a decaying ``train.lr_schedule``.
+    """
     model = build_model(m.arch, depth=m.depth, base_filters=m.base_filters, padding=m.padding,
                         dropout=m.dropout, input_size=m.tile_size)
-    model.compile(optimizer=make_optimizer(p), loss=WeightedCrossEntropy(),
+    model.compile(optimizer=make_optimizer(p, steps_per_epoch * p.epochs), loss=WeightedCrossEntropy(),
                   metrics=[pixel_accuracy])
     return model
 
@@ -119,7 +136,6 @@ class Tracker(keras.callbacks.Callback):
             s.history.setdefault(key, []).append(value)
         s.seconds.append(time.perf_counter() - self._start)
         s.samples.append(self.samples_per_epoch)
-        self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.dir / "last.keras") as tmp:
             self.model.save(tmp.with_suffix(".keras"))
             tmp.with_suffix(".keras").rename(tmp)
