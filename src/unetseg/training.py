@@ -55,7 +55,8 @@ def distribution_scope(name: str) -> Iterator[int]:
     yield 1
 
 
-def learning_rate(p: TrainParams, total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+def learning_rate(p: TrainParams,
+                  total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """``train.lr``, held (``constant``, the paper) or decayed to zero over ``total_steps``.
 
     ``cosine`` follows half a cosine; ``poly`` is nnU-Net's ``lr (1 - step/total)^0.9``.
@@ -83,8 +84,8 @@ def compiled_model(m: ModelParams, p: TrainParams, steps_per_epoch: int = 0) -> 
     """
     model = build_model(m.arch, depth=m.depth, base_filters=m.base_filters, padding=m.padding,
                         dropout=m.dropout, input_size=m.tile_size)
-    model.compile(optimizer=make_optimizer(p, steps_per_epoch * p.epochs), loss=WeightedCrossEntropy(),
-                  metrics=[pixel_accuracy])
+    model.compile(optimizer=make_optimizer(p, steps_per_epoch * p.epochs),
+                  loss=WeightedCrossEntropy(), metrics=[pixel_accuracy])
     return model
 
 
