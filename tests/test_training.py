@@ -67,7 +67,8 @@ def test_mirrored_strategy_on_two_logical_cpus():
     assert np.isfinite(first) and last < first
 
 
-@pytest.mark.parametrize("schedule, half", [("constant", 1.0), ("cosine", 0.5), ("poly", 0.5 ** 0.9)])
+@pytest.mark.parametrize("schedule, half",
+                         [("constant", 1.0), ("cosine", 0.5), ("poly", 0.5 ** 0.9)])
 def test_learning_rate_schedules_decay_to_zero_over_all_steps(schedule, half):
     from unetseg.training import learning_rate
 
@@ -76,6 +77,9 @@ def test_learning_rate_schedules_decay_to_zero_over_all_steps(schedule, half):
     assert value(0) == pytest.approx(0.01)
     assert value(50) == pytest.approx(0.01 * half, rel=1e-4)
     assert value(100) == pytest.approx(0.0 if schedule != "constant" else 0.01, abs=1e-9)
+    if schedule != "constant":
+        with pytest.raises(ValueError, match="needs the number of training steps"):
+            learning_rate(TrainParams(lr_schedule=schedule), total_steps=0)
 
 
 def test_resumed_schedule_continues_where_the_checkpoint_stopped(tmp_path):
@@ -93,5 +97,5 @@ def test_resumed_schedule_continues_where_the_checkpoint_stopped(tmp_path):
     restore(resumed, tmp_path / "last.keras")
     iterations = int(resumed.optimizer.iterations.numpy())
     assert iterations == 2
-    assert float(resumed.optimizer.learning_rate) == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi / 4)),
-                                                                   rel=1e-5)
+    expected = 0.01 * 0.5 * (1 + np.cos(np.pi / 4))
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(expected, rel=1e-5)

@@ -54,10 +54,10 @@ def generate(n_images: int, height: int, width: int, n_cells: int, seed: int) ->
     Returns
     -------
     list of Sample
-        Names ``01_t000``, ``01_t001``, ... (one CTC-style sequence ``01``); ``image`` is ``(Y, X)`` ``uint8``;
-        ``mask`` is ``(Y, X)`` ``uint16`` instance labels, 0 = background,
-        cells numbered ``1..n`` consecutively; origin
-        ``"synthetic(seed=S, index=K)"``.
+        Names ``01_t000``, ``01_t001``, ... (one CTC-style sequence ``01``);
+        ``image`` is ``(Y, X)`` ``uint8``; ``mask`` is ``(Y, X)`` ``uint16``
+        instance labels, 0 = background, cells numbered ``1..n`` consecutively;
+        origin ``"synthetic(seed=S, index=K)"``.
     """
     if n_images < 0:
         raise InputError(f"synthetic.n_images: must be 0 or more, got {n_images}")

@@ -60,13 +60,21 @@ def learning_rate(p: TrainParams,
     """``train.lr``, held (``constant``, the paper) or decayed to zero over ``total_steps``.
 
     ``cosine`` follows half a cosine; ``poly`` is nnU-Net's ``lr (1 - step/total)^0.9``.
+
+    Raises
+    ------
+    ValueError
+        If a decaying schedule gets ``total_steps < 1`` (it would train at lr 0 after one step).
     """
+    if p.lr_schedule == "constant":
+        return p.lr
+    if total_steps < 1:
+        raise ValueError(f"train.lr_schedule={p.lr_schedule!r} needs the number of training "
+                         f"steps, got {total_steps}")
     if p.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(p.lr, decay_steps=max(total_steps, 1))
-    if p.lr_schedule == "poly":
-        return keras.optimizers.schedules.PolynomialDecay(p.lr, decay_steps=max(total_steps, 1),
-                                                          end_learning_rate=0.0, power=0.9)
-    return p.lr
+        return keras.optimizers.schedules.CosineDecay(p.lr, decay_steps=total_steps)
+    return keras.optimizers.schedules.PolynomialDecay(p.lr, decay_steps=total_steps,
+                                                      end_learning_rate=0.0, power=0.9)
 
 
 def make_optimizer(p: TrainParams, total_steps: int = 0) -> keras.optimizers.Optimizer:
