@@ -19,6 +19,7 @@ from unetseg.inference import predict_image
 from unetseg.instances import label_instances
 from unetseg.metrics import aggregate, evaluate_pair
 from unetseg.overlays import outline_overlay, write_rgb_png
+from unetseg.resampling import resample_image, resize_probability
 from unetseg.store import PreparedReader
 from unetseg.tileset import normalize
 from unetseg.tiling import TileGrid
@@ -41,15 +42,17 @@ def main(argv: list[str] | None = None) -> None:
     with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
             atomic_path(args.plots) as plots:
         in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
-        tiles = reader.tiles
+        tiles, scale = reader.tiles, reader.attr("params")["scale"]
         (out / "test").mkdir(parents=True)
         (plots / "overlays").mkdir(parents=True)
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
                                    disable=None)):
+            work = resample_image(s.image, scale)
             grid = TileGrid(in_size, out_size, tiles[tiles[:, 0] == i, 1:].astype(np.int64),
-                            s.mask.shape)
-            prob = predict_image(model, normalize(s.image), grid, batch_size=e.batch_size,
-                                 blend=blend, tta=e.tta)
+                            work.shape)
+            prob = resize_probability(predict_image(model, normalize(work), grid, tta=e.tta,
+                                                    batch_size=e.batch_size, blend=blend),
+                                      s.mask.shape)
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
                                      method=e.instances, border_px=e.border_px)
             result = evaluate_pair(s.mask, labels)

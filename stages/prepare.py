@@ -1,4 +1,9 @@
-"""prepare: ingested PNG pairs -> HDF5 with weight maps (paper Eq. 2) and overlap tiles (Fig. 2)."""
+"""prepare: ingested PNG pairs -> HDF5 with weight maps (paper Eq. 2) and overlap tiles (Fig. 2).
+
+Training images are resampled by ``prepare.scale``; test images keep their resolution
+(evaluate resamples them on the fly and scores at the original size), and the tiles of
+both are laid out on the grid the network works on.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from unetseg import cli
 from unetseg.config import load_params
 from unetseg.files import atomic_path
 from unetseg.images import read_png
+from unetseg.resampling import resample_image, resample_mask, scaled_shape
 from unetseg.store import PreparedSample, write_prepared
 from unetseg.targets import training_target
 from unetseg.tiling import tile_grid, tile_step
@@ -42,12 +48,14 @@ def main(argv: list[str] | None = None) -> None:
                           unit="image", disable=None):
             image = read_png(args.ingested / entry["image"])
             mask = read_png(args.ingested / entry["mask"])
+            grid = tile_grid(scaled_shape(mask.shape, p.scale), in_size, out_size, step)
+            if split == "train":
+                image, mask = resample_image(image, p.scale), resample_mask(mask, p.scale)
             start = time.perf_counter()
             classes, weights = training_target(mask, w0=p.w0, sigma=p.sigma, balance=p.balance,
                                                separate=p.separate_touching)
             weight_seconds += time.perf_counter() - start
             megapixels += mask.size / 1e6
-            grid = tile_grid(mask.shape, in_size, out_size, step)
             index = np.full((len(grid.positions), 1), len(samples), dtype=np.int32)
             tiles.append(np.hstack([index, grid.positions.astype(np.int32)]))
             samples.append(PreparedSample(entry["name"], entry["origin"], image,

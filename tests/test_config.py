@@ -30,6 +30,8 @@ def test_missing_keys_take_defaults():
     ({"train": {"epochs": True}}, "train.epochs"),
     ({"prepare": {"sigma": 0}}, "prepare.sigma"),
     ({"prepare": {"sigma": -1.0}}, "prepare.sigma"),
+    ({"prepare": {"scale": 0}}, "prepare.scale"),
+    ({"prepare": {"scale": 10}}, "prepare.scale"),
     ({"prepare": {"balance": "yes"}}, "prepare.balance"),
     ({"model": {"arch": "vnet"}}, "model.arch"),
     ({"model": {"tile_size": 570, "depth": 4}}, "model.tile_size"),

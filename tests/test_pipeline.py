@@ -3,7 +3,9 @@
 import json
 import zipfile
 
+import h5py
 import pytest
+import tifffile
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +50,18 @@ def test_bad_sources_fail_ingest_cleanly_through_dvc(project, tmp_path):
         assert not (folder / "escaped.txt").exists(), folder
     project.run("git", "checkout", "--", "params.yaml")
     project.run("dvc", "repro", "ingest")
+
+
+def test_scaled_pipeline_trains_small_and_scores_at_full_size(project):
+    project.set_params({"prepare": {"scale": 0.5}, "synthetic": {"height": 96, "width": 128}})
+    project.run("dvc", "repro")
+    with h5py.File(project.path / "data" / "prepared" / "train.h5") as train, \
+            h5py.File(project.path / "data" / "prepared" / "test.h5") as test:
+        shapes = {f["samples"][n]["image"].shape for f in (train, test) for n in f["samples"]}
+        tiles = test["tiles"][:]
+    assert shapes == {(48, 64), (96, 128)}, "train at half size, test at full size"
+    assert tiles[:, 1:].max() < 64, "test tiles lie on the half-size grid"
+    masks = list((project.path / "data" / "predictions" / "test" / "01_RES").glob("mask*.tif"))
+    assert masks and {tifffile.imread(m).shape for m in masks} == {(96, 128)}
+    evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
+    assert 0.0 <= evaluation["seg"] <= 1.0

@@ -70,10 +70,12 @@ class PrepareParams:
     sigma: float = 5.0
     balance: bool = True
     separate_touching: bool = True
+    scale: float = 1.0
 
     def validate(self) -> None:
         _check(self.w0 >= 0, "prepare.w0", "must be >= 0")
         _check(self.sigma > 0, "prepare.sigma", "must be > 0")
+        _check(0.1 <= self.scale <= 4, "prepare.scale", "must be in [0.1, 4]")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,11 @@ Prepared store (``data/prepared/{train,test}.h5``)::
                                                   (touching cells separated, paper Fig. 3c)
     /samples/<name>/weights  (Y, X) float32       weight map, paper Eq. 2
     /tiles                   (N, 3) int32         (sample index, y, x) output-tile origins
+                                                  on the grid the network works on
     attrs: names (JSON list), origins (JSON list), params (JSON), in_size, out_size, step
+
+With ``params.scale != 1`` the training store holds resampled arrays, while the test
+store keeps the recorded resolution (evaluate resamples each image before inference).
 
 Tile store (``data/augmented/train.h5``)::
 

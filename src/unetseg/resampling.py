@@ -1,0 +1,55 @@
+"""Resampling between the acquisition grid and the grid the network works on.
+
+Like nnU-Net's target spacing, ``prepare.scale`` lets a recipe train and predict at a
+lower (or higher) resolution than the images were recorded at: large cells then fit a
+network's receptive field, and each CPU second covers more of the image. Images are
+resampled with interpolation, instance masks by nearest neighbour (ids are kept), and
+probability maps are brought back to the original grid before thresholding, so
+instances and metrics are always computed at the original resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.transform import resize
+
+
+def scaled_shape(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
+    """The ``(Y, X)`` size of an image of ``shape`` resampled by ``scale`` (at least 1 px)."""
+    return tuple(max(1, round(n * scale)) for n in shape[:2])  # type: ignore[return-value]
+
+
+def resample_image(image: np.ndarray, scale: float) -> np.ndarray:
+    """Resample a ``(Y, X)`` intensity image by ``scale``, keeping its integer dtype.
+
+    Linear interpolation, with Gaussian anti-aliasing when shrinking; values are
+    rounded and clipped to the dtype's range. ``scale == 1`` returns the input.
+    """
+    if scale == 1:
+        return image
+    out = resize(image, scaled_shape(image.shape, scale), order=1, preserve_range=True,
+                 anti_aliasing=scale < 1, mode="reflect")
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(image.dtype)
+    return out.astype(image.dtype)
+
+
+def resample_mask(mask: np.ndarray, scale: float) -> np.ndarray:
+    """Resample a ``(Y, X)`` instance-label mask by ``scale`` (nearest neighbour, same dtype).
+
+    Objects smaller than about ``1 / scale`` pixels across may vanish when shrinking.
+    """
+    if scale == 1:
+        return mask
+    out = resize(mask, scaled_shape(mask.shape, scale), order=0, preserve_range=True,
+                 anti_aliasing=False, mode="edge")
+    return out.astype(mask.dtype)
+
+
+def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bring a ``(y, x)`` float probability map to ``shape`` (linear), as float32 in [0, 1]."""
+    if prob.shape == tuple(shape):
+        return prob.astype(np.float32, copy=False)
+    out = resize(prob, shape, order=1, preserve_range=True, anti_aliasing=False, mode="edge")
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
