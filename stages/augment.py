@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
         in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
         made_with = reader.attr("params")
         target_kw = {"w0": made_with["w0"], "sigma": made_with["sigma"],
-                     "balance": made_with["balance"], "separate": made_with["separate_touching"]}
+                     "balance": made_with["balance"], "separate": made_with["separate_touching"],
+                     "erode": made_with["erode_px"]}
         tiles = reader.tiles
         counts = [int((tiles[:, 0] == i).sum()) for i in range(len(reader))]
 

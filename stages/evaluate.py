@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
             atomic_path(args.plots) as plots:
         in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
-        tiles, scale = reader.tiles, reader.attr("params")["scale"]
+        made_with = reader.attr("params")
+        tiles, scale = reader.tiles, made_with["scale"]
         (out / "test").mkdir(parents=True)
         (plots / "overlays").mkdir(parents=True)
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
                                                     batch_size=e.batch_size, blend=blend),
                                       s.mask.shape)
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
-                                     method=e.instances, border_px=e.border_px)
+                                     method=e.instances, border_px=e.border_px,
+                                     restore_px=made_with["erode_px"] / scale)
             result = evaluate_pair(s.mask, labels)
             results.append(result)
             per_image.append({"name": s.name, **{k: round(float(result[k]), 5)

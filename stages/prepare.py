@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
                 image, mask = resample_image(image, p.scale), resample_mask(mask, p.scale)
             start = time.perf_counter()
             classes, weights = training_target(mask, w0=p.w0, sigma=p.sigma, balance=p.balance,
-                                               separate=p.separate_touching)
+                                               separate=p.separate_touching, erode=p.erode_px)
             weight_seconds += time.perf_counter() - start
             megapixels += mask.size / 1e6
             index = np.full((len(grid.positions), 1), len(samples), dtype=np.int32)

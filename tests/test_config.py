@@ -32,6 +32,8 @@ def test_missing_keys_take_defaults():
     ({"prepare": {"sigma": -1.0}}, "prepare.sigma"),
     ({"prepare": {"scale": 0}}, "prepare.scale"),
     ({"prepare": {"scale": 10}}, "prepare.scale"),
+    ({"prepare": {"erode_px": -1}}, "prepare.erode_px"),
+    ({"prepare": {"erode_px": 17}}, "prepare.erode_px"),
     ({"prepare": {"balance": "yes"}}, "prepare.balance"),
     ({"model": {"arch": "vnet"}}, "model.arch"),
     ({"model": {"tile_size": 570, "depth": 4}}, "model.tile_size"),

@@ -52,13 +52,19 @@ def test_bad_sources_fail_ingest_cleanly_through_dvc(project, tmp_path):
     project.run("dvc", "repro", "ingest")
 
 
-def test_scaled_pipeline_trains_small_and_scores_at_full_size(project):
-    project.set_params({"prepare": {"scale": 0.5}, "synthetic": {"height": 96, "width": 128}})
+def test_scaled_eroded_pipeline_trains_small_and_scores_at_full_size(project):
+    project.set_params({"prepare": {"scale": 0.5, "erode_px": 2},
+                        "synthetic": {"height": 96, "width": 128}})
     project.run("dvc", "repro")
     with h5py.File(project.path / "data" / "prepared" / "train.h5") as train, \
             h5py.File(project.path / "data" / "prepared" / "test.h5") as test:
         shapes = {f["samples"][n]["image"].shape for f in (train, test) for n in f["samples"]}
         tiles = test["tiles"][:]
+        cells = [(g["classes"][()] > 0, g["mask"][()] > 0) for g in train["samples"].values()]
+    assert all((target <= drawn).all() for target, drawn in cells), "targets lie inside masks"
+    assert sum(t.sum() for t, _ in cells) < 0.8 * sum(d.sum() for _, d in cells), "eroded"
+    with h5py.File(project.path / "data" / "augmented" / "train.h5") as augmented:
+        assert json.loads(augmented.attrs["target"])["erode"] == 2
     assert shapes == {(48, 64), (96, 128)}, "train at half size, test at full size"
     assert tiles[:, 1:].max() < 64, "test tiles lie on the half-size grid"
     masks = list((project.path / "data" / "predictions" / "test" / "01_RES").glob("mask*.tif"))

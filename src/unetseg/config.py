@@ -71,9 +71,11 @@ class PrepareParams:
     balance: bool = True
     separate_touching: bool = True
     scale: float = 1.0
+    erode_px: int = 0
 
     def validate(self) -> None:
         _check(self.w0 >= 0, "prepare.w0", "must be >= 0")
+        _check(0 <= self.erode_px <= 16, "prepare.erode_px", "must be in 0..16")
         _check(self.sigma > 0, "prepare.sigma", "must be > 0")
         _check(0.1 <= self.scale <= 4, "prepare.scale", "must be in [0.1, 4]")
 

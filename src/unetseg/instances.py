@@ -57,6 +57,7 @@ def label_instances(
     border_px: int = 1,
     h: float = 4.0,
     into: Literal["gaps", "all"] = "gaps",
+    restore_px: float = 0.0,
 ) -> np.ndarray:
     """Turn a foreground probability map into consecutive instance labels.
 
@@ -73,7 +74,10 @@ def label_instances(
     (``into="gaps"``) they grow only into that gap: background pixels with two
     different objects within ``2 * border_px`` (square window), so outer cell
     outlines keep the size the network predicted; ``into="all"`` grows them
-    everywhere, which adds a ``border_px`` ring around every cell.
+    everywhere, which adds a ``border_px`` ring around every cell. A model
+    trained on eroded cells (``prepare.erode_px``) predicts them shrunk:
+    ``restore_px`` first grows every object by that distance everywhere
+    (halfway at most towards a neighbour), before the gap growth.
 
     Parameters
     ----------
@@ -93,6 +97,8 @@ def label_instances(
         over-split irregular cells).
     into : {"gaps", "all"}
         Where objects grow by ``border_px`` (see above).
+    restore_px : float
+        Growth everywhere, in pixels, undoing a training-time erosion; 0 = none.
 
     Returns
     -------
@@ -104,7 +110,7 @@ def label_instances(
     ------
     ValueError
         If ``prob`` is not 2-D, ``method`` or ``into`` is unknown, ``min_size`` or
-        ``border_px`` is negative, or more than 65535 objects remain.
+        ``border_px`` or ``restore_px`` is negative, or more than 65535 objects remain.
     """
     prob = np.asarray(prob)
     if prob.ndim != 2:
@@ -113,8 +119,9 @@ def label_instances(
         raise ValueError(f"method must be 'components' or 'watershed', got {method!r}")
     if into not in ("gaps", "all"):
         raise ValueError(f"into must be 'gaps' or 'all', got {into!r}")
-    if min_size < 0 or border_px < 0:
-        raise ValueError(f"min_size and border_px must be >= 0, got {min_size} and {border_px}")
+    if min_size < 0 or border_px < 0 or restore_px < 0:
+        raise ValueError("min_size, border_px and restore_px must be >= 0, got "
+                         f"{min_size}, {border_px} and {restore_px}")
     foreground = prob > threshold
     if method == "components":
         labels, _ = ndimage.label(foreground, structure=_FOUR)
@@ -129,6 +136,8 @@ def label_instances(
     n = int(labels.max()) if labels.size else 0
     if n > MAX_LABEL:
         raise ValueError(f"{n} objects found, more than the {MAX_LABEL} a uint16 mask can hold")
+    if restore_px > 0:
+        labels = expand_labels(labels, distance=restore_px)
     if border_px > 0:
         labels = _grow(labels, border_px, into)
     return labels.astype(np.uint16)

@@ -1,0 +1,62 @@
+"""Training targets: instance erosion and the class/weight maps built on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from unetseg.targets import erode_instances, training_target
+from unetseg.weights import separate_touching
+
+
+def _squares() -> np.ndarray:
+    """``(40, 60)`` uint16: two 16x16 squares touching along x = 30, and one at the edge."""
+    labels = np.zeros((40, 60), np.uint16)
+    labels[10:26, 14:30] = 1
+    labels[10:26, 30:46] = 2
+    labels[0:12, 50:60] = 3
+    return labels
+
+
+def test_zero_radius_is_identity() -> None:
+    labels = _squares()
+    assert erode_instances(labels, 0) is labels
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_erosion_shrinks_each_cell_from_background_and_neighbours(radius: int) -> None:
+    labels = _squares()
+    eroded = erode_instances(labels, radius)
+    assert eroded.dtype == labels.dtype
+    for cell in (1, 2):
+        expected = ndimage.binary_erosion(labels == cell, iterations=radius, border_value=0)
+        np.testing.assert_array_equal(eroded == cell, expected)
+    gap = 20 + np.flatnonzero(eroded[18, 20:40] == 0)
+    assert gap.min() == 30 - radius and gap.max() == 29 + radius, "2 * radius gap between cells"
+
+
+def test_image_edge_is_not_a_cell_border() -> None:
+    eroded = erode_instances(_squares(), 2)
+    assert (eroded[0, 52:58] == 3).all() and (eroded[0:10, 59] == 3).all()
+    assert (eroded[10:12, 50:60] == 0).all() and (eroded[:, 50:52] == 0).all()
+
+
+def test_thin_cells_vanish_and_large_ids_survive() -> None:
+    labels = np.zeros((30, 30), np.int64)
+    labels[5:8, 5:25] = 2**40
+    labels[12:28, 5:25] = 7
+    eroded = erode_instances(labels, 2)
+    assert set(np.unique(eroded)) == {0, 7}
+
+
+def test_training_target_is_built_on_eroded_cells() -> None:
+    labels = _squares()
+    plain_classes, plain_weights = training_target(labels, w0=10, sigma=5, balance=True,
+                                                   separate=True)
+    classes, weights = training_target(labels, w0=10, sigma=5, balance=True, separate=True,
+                                       erode=2)
+    np.testing.assert_array_equal(classes, erode_instances(separate_touching(labels), 2) > 0)
+    assert classes.sum() < plain_classes.sum() and (classes <= plain_classes).all()
+    assert weights[18, 30] > plain_weights[18, 20], "the widened gap keeps the border weight"
+    assert weights.dtype == np.float32 and weights.shape == labels.shape
