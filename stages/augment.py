@@ -13,9 +13,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from unetseg import cli
-from unetseg.config import load_params
+from unetseg.config import PrepareParams, load_params
 from unetseg.files import atomic_path
 from unetseg.store import PreparedReader, TileWriter
+from unetseg.targets import target_options
 from unetseg.tileset import TileJob, build_tiles
 from unetseg.tiling import TileGrid
 
@@ -31,10 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     augment_kw = {k: v for k, v in dataclasses.asdict(a).items() if k not in ("copies", "seed")}
     with PreparedReader(args.prepared) as reader:
         in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
-        made_with = reader.attr("params")
-        target_kw = {"w0": made_with["w0"], "sigma": made_with["sigma"],
-                     "balance": made_with["balance"], "separate": made_with["separate_touching"],
-                     "erode": made_with["erode_px"]}
+        target_kw = target_options(PrepareParams(**reader.attr("params")))
         tiles = reader.tiles
         counts = [int((tiles[:, 0] == i).sum()) for i in range(len(reader))]
 

@@ -22,7 +22,7 @@ from unetseg.files import atomic_path
 from unetseg.images import read_png
 from unetseg.resampling import resample_image, resample_mask, scaled_shape
 from unetseg.store import PreparedSample, write_prepared
-from unetseg.targets import training_target
+from unetseg.targets import target_options, training_target
 from unetseg.tiling import tile_grid, tile_step
 
 
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             if split == "train":
                 image, mask = resample_image(image, p.scale), resample_mask(mask, p.scale)
             start = time.perf_counter()
-            classes, weights = training_target(mask, w0=p.w0, sigma=p.sigma, balance=p.balance,
-                                               separate=p.separate_touching, erode=p.erode_px)
+            classes, weights = training_target(mask, **target_options(p))
             weight_seconds += time.perf_counter() - start
             megapixels += mask.size / 1e6
             index = np.full((len(grid.positions), 1), len(samples), dtype=np.int32)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import ndimage
 from skimage.morphology import disk
 
+from unetseg.config import PrepareParams
 from unetseg.weights import separate_touching, weight_map
 
 
@@ -57,3 +60,13 @@ def training_target(mask: np.ndarray, *, w0: float, sigma: float, balance: bool,
     labels = erode_instances(labels, erode)
     classes = (labels > 0).astype(np.uint8)
     return classes, weight_map(labels, w0=w0, sigma=sigma, balance=balance)
+
+
+def target_options(prepare: PrepareParams) -> dict[str, Any]:
+    """:func:`training_target` keyword arguments for the ``prepare`` params.
+
+    prepare builds its targets with these, and augment rebuilds them from the
+    params recorded in ``train.h5``, so both stages always agree.
+    """
+    return {"w0": prepare.w0, "sigma": prepare.sigma, "balance": prepare.balance,
+            "separate": prepare.separate_touching, "erode": prepare.erode_px}
