@@ -10,7 +10,7 @@ import keras
 
 from unetseg import cli
 from unetseg.config import load_params
-from unetseg.data import TileBatches, split_by_sample
+from unetseg.data import TileBatches, contact_tiles, oversample, split_by_sample
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
 from unetseg.store import TileReader
@@ -35,6 +35,15 @@ def main(argv: list[str] | None = None) -> None:
         if len(reader) == 0:
             raise InputError(f"{args.data}: no training tiles")
         train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
+        n_contact = 0
+        if p.contact_oversample:
+            w0 = float(reader.attr("target")["w0"])
+            if w0 <= 0:
+                raise InputError("train.contact_oversample: needs weight maps with prepare.w0 > 0 "
+                                 f"(Eq. 2's border term finds the contacts); {args.data} has w0 = {w0}")
+            chosen = contact_tiles(reader, train_idx, w0)
+            n_contact = int(chosen.sum())
+            train_idx = oversample(train_idx, chosen, p.contact_oversample)
     keras.utils.set_random_seed(p.seed)
     if p.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
@@ -69,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         "pixel_accuracy": round(history["pixel_accuracy"][-1], 6) if "pixel_accuracy" in history else None,
         "samples_per_s": round(samples_per_second(state), 3),
         "epochs": state.epoch, "train_tiles": int(len(train_idx)), "val_tiles": int(len(val_idx)),
+        "contact_tiles": n_contact,
     })
     train.close()
     if val is not None:

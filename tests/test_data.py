@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
-from unetseg.data import TileBatches, split_by_sample
-from unetseg.store import TileWriter
+from unetseg.data import TileBatches, contact_tiles, oversample, split_by_sample
+from unetseg.store import TileReader, TileWriter
+from unetseg.targets import training_target
 
 
 def test_split_by_sample_keeps_images_apart_and_validates_on_originals():
@@ -52,3 +54,38 @@ def test_fixed_steps_repeat_the_data(tmp_path):
     assert len(ds) == 7
     assert all(ds[i][0].shape[0] == 4 for i in range(7))
     ds.close()
+
+
+def _two_cells(touching: bool) -> np.ndarray:
+    mask = np.zeros((40, 40), np.uint16)
+    mask[5:20, 5:18] = 1
+    if touching:
+        mask[5:20, 18:30] = 2
+    else:
+        mask[25:35, 25:35] = 2
+    return mask
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_contact_tiles_finds_only_cells_that_touch(tmp_path, balance):
+    masks = [_two_cells(True), _two_cells(False), np.zeros((40, 40), np.uint16), _two_cells(True)]
+    targets = [training_target(m, w0=10.0, sigma=5.0, balance=balance, separate=True) for m in masks]
+    classes = np.stack([c for c, _ in targets])
+    weights = np.stack([w for _, w in targets])
+    weights[3] = 0.0
+    with TileWriter(tmp_path / "t.h5", 4, 40, 40, {}) as writer:
+        writer.append(np.zeros((4, 40, 40), np.float32), classes, weights, 0, 0)
+    with TileReader(tmp_path / "t.h5") as reader:
+        found = contact_tiles(reader, np.arange(4), 10.0, chunk=3)
+        np.testing.assert_array_equal(found, [True, False, False, False])
+        np.testing.assert_array_equal(contact_tiles(reader, np.array([3, 1, 0]), 10.0),
+                                      [False, False, True])
+        assert not contact_tiles(reader, np.array([0]), 10.0, min_px=10_000).any()
+
+
+def test_oversample_repeats_the_chosen_tiles():
+    indices = np.array([7, 3, 9, 4])
+    out = oversample(indices, np.array([False, True, False, True]), 2)
+    np.testing.assert_array_equal(out, [7, 3, 9, 4, 3, 4, 3, 4])
+    np.testing.assert_array_equal(oversample(indices, np.zeros(4, bool), 5), indices)
+    np.testing.assert_array_equal(oversample(indices, np.ones(4, bool), 0), indices)

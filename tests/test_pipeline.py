@@ -7,6 +7,9 @@ import h5py
 import pytest
 import tifffile
 
+from unetseg.data import contact_tiles, split_by_sample
+from unetseg.store import TileReader
+
 pytestmark = pytest.mark.slow
 
 
@@ -71,3 +74,25 @@ def test_scaled_eroded_pipeline_trains_small_and_scores_at_full_size(project):
     assert masks and {tifffile.imread(m).shape for m in masks} == {(96, 128)}
     evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
     assert 0.0 <= evaluation["seg"] <= 1.0
+
+
+def test_contact_oversampling_draws_touching_cells_more_often(project):
+    project.set_params({"train": {"contact_oversample": 3}})
+    project.run("dvc", "repro", "train")
+    with TileReader(project.path / "data" / "augmented" / "train.h5") as reader:
+        train_idx, _ = split_by_sample(reader.sample, reader.copy, 0.15, 0)
+        n_contact = int(contact_tiles(reader, train_idx, 10.0).sum())
+    trained = json.loads((project.path / "metrics" / "train.json").read_text())
+    assert 0 < n_contact < len(train_idx) and trained["contact_tiles"] == n_contact
+    assert trained["train_tiles"] == len(train_idx) + 3 * n_contact, "contact tiles drawn 4x"
+
+
+def test_contact_oversampling_without_border_weights_fails_cleanly(project):
+    project.set_params({"prepare": {"w0": 0.0}, "train": {"contact_oversample": 2}})
+    result = project.run("dvc", "repro", check=False)
+    out = result.stdout + result.stderr
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert result.returncode != 0 and len(errors) == 1, out
+    assert "train.contact_oversample" in errors[0] and "w0 = 0.0" in errors[0], out
+    assert "Traceback" not in out, out
+    assert not (project.path / "models" / "model.keras").exists()

@@ -139,6 +139,7 @@ class TrainParams:
     lr_schedule: Literal["constant", "cosine", "poly"] = "constant"
     val_fraction: float = 0.15
     steps_per_epoch: int = 0
+    contact_oversample: int = 0
     mixed_precision: bool = False
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
 
@@ -149,6 +150,7 @@ class TrainParams:
         _check(0 <= self.momentum < 1, "train.momentum", "must be in [0, 1)")
         _check(0 <= self.val_fraction < 1, "train.val_fraction", "must be in [0, 1)")
         _check(self.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0 (0 = all tiles)")
+        _check(0 <= self.contact_oversample <= 100, "train.contact_oversample", "must be in 0..100")
 
 
 @dataclass(frozen=True)
