@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                                       s.mask.shape)
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
                                      method=e.instances, border_px=e.border_px,
+                                     neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
                                      restore_px=made_with["erode_px"] / scale)
             result = evaluate_pair(s.mask, labels)
             results.append(result)

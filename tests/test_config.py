@@ -44,6 +44,9 @@ def test_missing_keys_take_defaults():
     ({"ingest": {"sha256": "abc"}}, "ingest.sha256"),
     ({"ingest": {"test_fraction": 1.0}}, "ingest.test_fraction"),
     ({"evaluate": {"threshold": float("nan")}}, "evaluate.threshold"),
+    ({"evaluate": {"neck_ratio": 0}}, "evaluate.neck_ratio"),
+    ({"evaluate": {"neck_ratio": 1.2}}, "evaluate.neck_ratio"),
+    ({"evaluate": {"fill_holes": 1}}, "evaluate.fill_holes"),
     ({"train": []}, "train"),
 ])
 def test_bad_values_name_the_key(raw, key):

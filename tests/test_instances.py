@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.segmentation import expand_labels
 
-from unetseg.instances import label_instances
+from unetseg.instances import _grow, label_instances
 from unetseg.metrics import seg_score
 from unetseg.targets import erode_instances
 
@@ -106,12 +106,60 @@ def test_threshold_and_four_connectivity() -> None:
 
 
 def test_watershed_splits_overlapping_disks_without_gap() -> None:
-    gt = _two_touching_disks()
+    gt = _two_touching_disks(dx=28)  # waist 11 px wide against 30-px disks
     prob = _prob(gt, gap=False)
     out = label_instances(prob, method="watershed", border_px=0)
     assert out.dtype == np.uint16 and out.max() == 2
     assert seg_score(gt, out) > 0.9
     np.testing.assert_array_equal(out > 0, gt > 0)
+
+
+def test_watershed_cuts_only_necks_narrower_than_neck_ratio() -> None:
+    gt = _two_touching_disks(dx=20)  # waist 22 px wide: 0.75 of the disks' 30 px
+    prob = _prob(gt, gap=False)
+    assert label_instances(prob, method="watershed", border_px=0).max() == 1
+    assert label_instances(prob, method="watershed", border_px=0, neck_ratio=0.8).max() == 2
+    assert label_instances(prob, method="watershed", border_px=0, neck_ratio=1.0).max() == 2
+
+
+def test_watershed_keeps_a_lobe_whole_but_cuts_a_cell_on_a_stalk() -> None:
+    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    body = (yy - 32) ** 2 + (xx - 30) ** 2 <= 16 ** 2
+    lobe = body | ((yy - 32) ** 2 + (xx - 52) ** 2 <= 9 ** 2)  # 18 px wide, 11-px neck
+    stalk = body | ((yy - 32) ** 2 + (xx - 72) ** 2 <= 12 ** 2) | ((abs(yy - 32) <= 2) & (xx > 40) & (xx < 64))
+    for fg, expected in ((lobe, 1), (stalk, 2)):
+        prob = np.where(fg, 0.95, 0.05).astype(np.float32)
+        out = label_instances(prob, method="watershed", border_px=0, min_size=0)
+        assert out.max() == expected
+        np.testing.assert_array_equal(out > 0, fg)
+    # without the neck test the lobe's own distance peak makes it a second cell
+    lobe_prob = np.where(lobe, 0.95, 0.05).astype(np.float32)
+    assert label_instances(lobe_prob, method="watershed", border_px=0, neck_ratio=1.0).max() == 2
+
+
+def test_fill_holes_fills_inside_one_object_but_not_between_two() -> None:
+    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    r = np.hypot(yy - 32, xx - 30)
+    ring = (r <= 14) & (r >= 5)
+    fg = ring | (np.hypot(yy - 32, xx - 72) <= 12)  # a cell with a hole, and a plain one
+    prob = np.where(fg, 0.95, 0.05).astype(np.float32)
+    plain = label_instances(prob, border_px=0, min_size=0)
+    filled = label_instances(prob, border_px=0, min_size=0, fill_holes=True)
+    assert plain.max() == filled.max() == 2
+    np.testing.assert_array_equal(filled > 0, ndimage.binary_fill_holes(fg))
+    assert set(np.unique(filled[r < 5])) == {filled[32, 20]}
+    # the same ring cut in two halves: its hole touches two objects and stays open
+    halves = np.where(ring & (np.abs(xx - 30) > 0), 0.95, 0.05).astype(np.float32)
+    split = label_instances(halves, border_px=0, min_size=0, fill_holes=True)
+    assert split.max() == 2 and not split[r < 5].any()
+
+
+def test_grow_handles_wide_label_dtypes() -> None:
+    gt = _two_touching_disks()
+    labels = label_instances(_prob(gt, gap=True), border_px=0).astype(np.int32)
+    narrow = _grow(labels, 1, "gaps")
+    np.testing.assert_array_equal(_grow(labels.astype(np.int64), 1, "gaps"), narrow)
+    np.testing.assert_array_equal(_grow(labels.astype(np.uint16), 1, "gaps"), narrow)
 
 
 def test_watershed_keeps_single_and_thin_objects() -> None:
@@ -148,3 +196,6 @@ def test_too_many_objects_and_bad_arguments() -> None:
         label_instances(np.zeros((4, 4), np.float32), border_px=-1)
     with pytest.raises(ValueError, match=">= 0"):
         label_instances(np.zeros((4, 4), np.float32), restore_px=-0.5)
+    for ratio in (0.0, 1.5):
+        with pytest.raises(ValueError, match="neck_ratio"):
+            label_instances(np.zeros((4, 4), np.float32), method="watershed", neck_ratio=ratio)

@@ -159,6 +159,8 @@ class EvaluateParams:
     min_size: int = 20
     instances: Literal["components", "watershed"] = "components"
     border_px: int = 1
+    neck_ratio: float = 0.5
+    fill_holes: bool = True
     tta: bool = False
     batch_size: int = 4
     n_overlays: int = 4
@@ -167,6 +169,7 @@ class EvaluateParams:
         _check(0 < self.threshold < 1, "evaluate.threshold", "must be in (0, 1)")
         _check(self.min_size >= 0, "evaluate.min_size", "must be >= 0")
         _check(0 <= self.border_px <= 16, "evaluate.border_px", "must be in 0..16")
+        _check(0 < self.neck_ratio <= 1, "evaluate.neck_ratio", "must be in (0, 1]")
         _check(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
         _check(self.n_overlays >= 0, "evaluate.n_overlays", "must be >= 0")
 

@@ -20,17 +20,78 @@ _FOUR = ndimage.generate_binary_structure(2, 1)
 _EIGHT = ndimage.generate_binary_structure(2, 2)
 
 
-def _watershed_split(foreground: np.ndarray, h: float) -> np.ndarray:
-    """Split touching blobs: markers are h-maxima of the distance to background."""
+def _region_saddles(labels: np.ndarray, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Adjacent region pairs ``(E, 2)`` (low id first) and their saddle distance ``(E,)``.
+
+    The saddle of two watershed regions is the highest distance-to-background
+    along their shared border (of each 4-neighbour pixel pair, the lower one).
+    """
+    pairs, values = [], []
+    for a, b, da, db in ((labels[:, :-1], labels[:, 1:], distance[:, :-1], distance[:, 1:]),
+                         (labels[:-1], labels[1:], distance[:-1], distance[1:])):
+        cross = (a != b) & (a > 0) & (b > 0)
+        pairs.append(np.sort(np.stack([a[cross], b[cross]], axis=1), axis=1))
+        values.append(np.minimum(da[cross], db[cross]))
+    pair = np.concatenate(pairs)
+    if not len(pair):
+        return np.zeros((0, 2), np.int64), np.zeros(0)
+    unique, inverse = np.unique(pair, axis=0, return_inverse=True)
+    saddle = np.zeros(len(unique))
+    np.maximum.at(saddle, inverse.ravel(), np.concatenate(values))
+    return unique, saddle
+
+
+def _merge_wide_necks(labels: np.ndarray, distance: np.ndarray, neck_ratio: float) -> np.ndarray:
+    """Merge adjacent regions unless their saddle is at most ``neck_ratio`` x the lower peak."""
+    n = int(labels.max())
+    pairs, saddle = _region_saddles(labels, distance)
+    peak = np.zeros(n + 1)
+    np.maximum.at(peak, labels.ravel(), distance.ravel())
+    parent = np.arange(n + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    # A loop over region pairs (tens per image), highest saddle first: each merge raises
+    # the merged region's peak, which the next comparisons must see.
+    for k in np.argsort(-saddle, kind="stable"):
+        i, j = root(int(pairs[k, 0])), root(int(pairs[k, 1]))
+        if i != j and saddle[k] > neck_ratio * min(peak[i], peak[j]):
+            parent[j] = i
+            peak[i] = max(peak[i], peak[j])
+    return np.array([root(i) for i in range(n + 1)])[labels]
+
+
+def _watershed_split(foreground: np.ndarray, h: float, neck_ratio: float) -> np.ndarray:
+    """Split touching blobs at narrow necks of the distance to background."""
     distance = ndimage.distance_transform_edt(foreground)
     markers, _ = ndimage.label(h_maxima(distance, h), structure=_EIGHT)
     labels = watershed(-distance, markers, mask=foreground, connectivity=1)
+    if neck_ratio < 1:
+        labels = _merge_wide_necks(labels, distance, neck_ratio)
     # Components whose distance peak is lower than h got no marker: keep them whole.
     leftover = foreground & (labels == 0)
     if leftover.any():
         extra, _ = ndimage.label(leftover, structure=_FOUR)
         labels = np.where(leftover, extra + labels.max(), labels)
     return labels
+
+
+def _fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Fill background holes that lie inside a single object (not gaps between two)."""
+    holes, n = ndimage.label(ndimage.binary_fill_holes(labels > 0) & (labels == 0),
+                             structure=_FOUR)
+    if n == 0:
+        return labels
+    ring = ndimage.binary_dilation(holes > 0, _FOUR) & (labels > 0)
+    owner = ndimage.grey_dilation(holes, footprint=_FOUR)[ring]
+    touching = labels[ring]
+    low = ndimage.minimum(touching, owner, index=np.arange(1, n + 1))
+    high = ndimage.maximum(touching, owner, index=np.arange(1, n + 1))
+    single = np.concatenate([[0], np.where(low == high, high, 0)]).astype(labels.dtype)
+    return np.where(holes > 0, single[holes], labels)
 
 
 def _grow(labels: np.ndarray, border_px: int, into: str) -> np.ndarray:
@@ -40,7 +101,7 @@ def _grow(labels: np.ndarray, border_px: int, into: str) -> np.ndarray:
         return grown
     # A gap pixel sees two different objects in its (4b+1)^2 window, one on each side.
     size = 4 * border_px + 1
-    sentinel = np.iinfo(labels.dtype).max
+    sentinel = int(labels.max()) + 1
     top = ndimage.maximum_filter(labels, size=size, mode="constant", cval=0)
     low = ndimage.minimum_filter(np.where(labels > 0, labels, sentinel), size=size,
                                  mode="constant", cval=sentinel)
@@ -55,7 +116,9 @@ def label_instances(
     min_size: int = 20,
     method: Literal["components", "watershed"] = "components",
     border_px: int = 1,
-    h: float = 4.0,
+    h: float = 2.0,
+    neck_ratio: float = 0.5,
+    fill_holes: bool = False,
     into: Literal["gaps", "all"] = "gaps",
     restore_px: float = 0.0,
 ) -> np.ndarray:
@@ -64,11 +127,18 @@ def label_instances(
     Foreground is ``prob > threshold``. ``"components"`` labels its
     4-connected components (4 rather than 8 so a one-pixel gap drawn with
     diagonal steps still separates two cells). ``"watershed"`` additionally
-    splits touching cells: markers are the h-maxima (height ``h`` pixels) of
-    the Euclidean distance transform of the foreground, flooded on the
-    negated distance within the foreground (4-connected). Then objects with
-    fewer than ``min_size`` pixels are removed, ids are made consecutive 1..n,
-    and objects grow by ``border_px`` pixels into background
+    splits touching cells at narrow necks: markers are the h-maxima (height
+    ``h`` pixels) of the Euclidean distance transform of the foreground,
+    flooded on the negated distance within the foreground (4-connected); then
+    two adjacent regions are merged again, highest saddle first, unless their
+    saddle (the largest distance along their shared border, half the neck's
+    width) is at most ``neck_ratio`` times the lower of their two peaks (half
+    the width of the thinner part). Protrusions joined by a neck as wide as
+    themselves thus stay whole, while two cells touching at a waist are cut
+    there. Then objects with fewer than ``min_size`` pixels are removed,
+    with ``fill_holes`` background holes enclosed by a single object are
+    given to it (as Cellpose does; gaps between two objects stay), ids are
+    made consecutive 1..n, and objects grow by ``border_px`` pixels into background
     (``skimage.segmentation.expand_labels``) to restore the separation gap
     removed from the training target (paper Fig. 3c). By default
     (``into="gaps"``) they grow only into that gap: background pixels with two
@@ -92,9 +162,14 @@ def label_instances(
     border_px : int
         Growth distance in pixels; 0 leaves objects as thresholded.
     h : float
-        Watershed only: minimum depth, in pixels of distance, of the saddle
-        between two cells for them to be split (default 4 px: lower values
-        over-split irregular cells).
+        Watershed only: minimum height, in pixels of distance, of a marker's
+        peak above its surroundings.
+    neck_ratio : float
+        Watershed only, in (0, 1]: split two regions only where the neck is at
+        most this fraction of the thinner part's width; 1 keeps every h-maxima
+        region apart (plain marker watershed).
+    fill_holes : bool
+        Fill holes that lie inside one object.
     into : {"gaps", "all"}
         Where objects grow by ``border_px`` (see above).
     restore_px : float
@@ -110,7 +185,8 @@ def label_instances(
     ------
     ValueError
         If ``prob`` is not 2-D, ``method`` or ``into`` is unknown, ``min_size`` or
-        ``border_px`` or ``restore_px`` is negative, or more than 65535 objects remain.
+        ``border_px`` or ``restore_px`` is negative, ``neck_ratio`` is outside
+        (0, 1], or more than 65535 objects remain.
     """
     prob = np.asarray(prob)
     if prob.ndim != 2:
@@ -122,16 +198,20 @@ def label_instances(
     if min_size < 0 or border_px < 0 or restore_px < 0:
         raise ValueError("min_size, border_px and restore_px must be >= 0, got "
                          f"{min_size}, {border_px} and {restore_px}")
+    if not 0 < neck_ratio <= 1:
+        raise ValueError(f"neck_ratio must be in (0, 1], got {neck_ratio}")
     foreground = prob > threshold
     if method == "components":
         labels, _ = ndimage.label(foreground, structure=_FOUR)
     else:
-        labels = _watershed_split(foreground, h)
+        labels = _watershed_split(foreground, h, neck_ratio)
     if min_size > 1:
         # By hand: skimage's remove_small_objects warns on single-object label images.
         small = np.bincount(labels.ravel()) < min_size
         small[0] = False
         labels = np.where(small[labels], 0, labels)
+    if fill_holes:
+        labels = _fill_holes(labels)
     labels, _, _ = relabel_sequential(labels)
     n = int(labels.max()) if labels.size else 0
     if n > MAX_LABEL:
