@@ -64,6 +64,9 @@ def test_tile_store_streams_requested_tiles_in_order(tmp_path):
         np.testing.assert_array_equal(x, inputs[idx])
         np.testing.assert_array_equal(c, classes[idx])
         np.testing.assert_array_equal(w, weights[idx])
+        w2, c2 = reader.read(idx, ("weights", "classes"))
+        np.testing.assert_array_equal(w2, weights[idx])
+        np.testing.assert_array_equal(c2, classes[idx])
 
 
 def test_tile_writer_refuses_short_store(tmp_path):

@@ -53,7 +53,7 @@ def contact_tiles(reader: TileReader, indices: np.ndarray, w0: float, *, min_px:
     indices = np.asarray(indices, dtype=np.int64)
     found = np.zeros(len(indices), dtype=bool)
     for start in range(0, len(indices), chunk):
-        _, classes, weights = reader.read(indices[start:start + chunk])
+        classes, weights = reader.read(indices[start:start + chunk], ("classes", "weights"))
         background = (classes == 0) & (weights > 0)
         lowest = np.where(background, weights, np.inf).min(axis=(1, 2), keepdims=True)
         contact = background & (weights - lowest > w0 / 2)

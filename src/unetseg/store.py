@@ -204,16 +204,20 @@ class TileReader:
     def __len__(self) -> int:
         return len(self.sample)
 
-    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Inputs ``(B, in, in)``, classes ``(B, out, out)``, weights ``(B, out, out)``."""
+    def read(self, indices: np.ndarray,
+             fields: tuple[str, ...] = ("inputs", "classes", "weights")) -> tuple[np.ndarray, ...]:
+        """The tiles' ``fields``, in that order and in the order of ``indices``.
+
+        By default inputs ``(B, in, in)``, classes ``(B, out, out)``, weights ``(B, out, out)``;
+        pass fewer names to read only those datasets.
+        """
         order = np.argsort(indices, kind="stable")
         idx = np.asarray(indices)[order]
         unique = np.unique(idx)
         take = np.searchsorted(unique, idx)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        parts = [self._file[k][unique][take][inverse] for k in ("inputs", "classes", "weights")]
-        return parts[0], parts[1], parts[2]
+        return tuple(self._file[k][unique][take][inverse] for k in fields)
 
     def close(self) -> None:
         self._file.close()
