@@ -15,7 +15,8 @@ from unetseg.config import load_params
 from unetseg.ctc import prediction_name
 from unetseg.files import atomic_path
 from unetseg.images import write_png, write_tif
-from unetseg.inference import predict_image
+from unetseg.errors import InputError
+from unetseg.inference import predict_maps
 from unetseg.instances import label_instances
 from unetseg.metrics import aggregate, evaluate_pair
 from unetseg.overlays import outline_overlay, write_rgb_png
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     config = json.loads(args.config.read_text())
     model = keras.saving.load_model(args.model, compile=False)
     blend = config["model"]["padding"] == "same"
+    clip = float(config.get("distance_clip", 0.0))
+    if e.instances == "distance" and not (clip > 0 and model.output_shape[-1] > 2):
+        raise InputError(f"evaluate.instances: 'distance' needs a model with a distance head, "
+                         f"and {args.model} has none (train it with train.distance_weight > 0)")
     results, per_image = [], []
     with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
             atomic_path(args.plots) as plots:
@@ -51,13 +56,15 @@ def main(argv: list[str] | None = None) -> None:
             work = resample_image(s.image, scale)
             grid = TileGrid(in_size, out_size, tiles[tiles[:, 0] == i, 1:].astype(np.int64),
                             work.shape)
-            prob = resize_probability(predict_image(model, normalize(work), grid, tta=e.tta,
-                                                    batch_size=e.batch_size, blend=blend),
-                                      s.mask.shape)
+            maps = predict_maps(model, normalize(work), grid, tta=e.tta,
+                                batch_size=e.batch_size, blend=blend)
+            prob = resize_probability(maps[..., 0], s.mask.shape)
+            distance = (resize_probability(maps[..., 1], s.mask.shape) * (clip / scale)
+                        if e.instances == "distance" else None)
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
                                      method=e.instances, border_px=e.border_px,
                                      neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
-                                     restore_px=made_with["erode_px"] / scale)
+                                     restore_px=made_with["erode_px"] / scale, distance=distance)
             result = evaluate_pair(s.mask, labels)
             results.append(result)
             per_image.append({"name": s.name, **{k: round(float(result[k]), 5)

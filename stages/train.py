@@ -47,9 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     keras.utils.set_random_seed(p.seed)
     if p.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
+    clip = p.distance_clip if p.distance_weight > 0 else 0.0
     train = TileBatches(args.data, train_idx, p.batch_size, shuffle=True, seed=p.seed,
-                        steps=p.steps_per_epoch)
-    val = TileBatches(args.data, val_idx, p.batch_size, shuffle=False, seed=p.seed) if len(val_idx) else None
+                        steps=p.steps_per_epoch, distance_clip=clip)
+    val = (TileBatches(args.data, val_idx, p.batch_size, shuffle=False, seed=p.seed,
+                       distance_clip=clip) if len(val_idx) else None)
     run_id = fingerprint(dataclasses.asdict(m), dataclasses.asdict(p), keras.backend.backend(),
                          files=(args.data,))
     state = load_state(args.checkpoint, run_id)
@@ -62,9 +64,14 @@ def main(argv: list[str] | None = None) -> None:
     with distribution_scope(p.strategy) as replicas:
         model = compiled_model(m, p, steps_per_epoch=len(train))
         state = fit(model, train, val, p, args.checkpoint, state, make_live)
+    output = "logits (B, out, out, 2); softmax channel 1 = cell"
+    if clip:
+        output = ("logits (B, out, out, 3); softmax of channels 0-1: channel 1 = cell; sigmoid of "
+                  f"channel 2 = distance to background / {clip:g} px, clipped at 1")
     config = {"model": dataclasses.asdict(m), "out_size": m.out_size, "n_classes": 2,
+              "distance_clip": clip,
               "input": "percentile-normalised (1, 99.8) grayscale, (B, tile, tile, 1) float32",
-              "output": "logits (B, out, out, 2); softmax channel 1 = cell",
+              "output": output,
               "train": dataclasses.asdict(p), "backend": keras.backend.backend(),
               "keras": keras.__version__, "replicas": replicas, "epochs_done": state.epoch}
     with atomic_path(args.model) as tmp:

@@ -47,6 +47,9 @@ def test_missing_keys_take_defaults():
     ({"evaluate": {"neck_ratio": 0}}, "evaluate.neck_ratio"),
     ({"evaluate": {"neck_ratio": 1.2}}, "evaluate.neck_ratio"),
     ({"evaluate": {"fill_holes": 1}}, "evaluate.fill_holes"),
+    ({"train": {"distance_weight": -0.1}}, "train.distance_weight"),
+    ({"train": {"distance_clip": 0.5}}, "train.distance_clip"),
+    ({"evaluate": {"instances": "distance"}}, "evaluate.instances"),
     ({"train": []}, "train"),
 ])
 def test_bad_values_name_the_key(raw, key):

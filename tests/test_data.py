@@ -89,3 +89,19 @@ def test_oversample_repeats_the_chosen_tiles():
     np.testing.assert_array_equal(out, [7, 3, 9, 4, 3, 4, 3, 4])
     np.testing.assert_array_equal(oversample(indices, np.zeros(4, bool), 5), indices)
     np.testing.assert_array_equal(oversample(indices, np.ones(4, bool), 0), indices)
+
+
+def test_distance_channels_are_computed_from_each_batch(tmp_path):
+    with TileWriter(tmp_path / "d.h5", 3, 8, 12, {}) as w:
+        classes = np.zeros((3, 12, 12), np.uint8)
+        classes[:, 0:10, 2:10] = 1  # touches the top edge
+        w.append(np.zeros((3, 8, 8), np.float32), classes, np.ones((3, 12, 12), np.float32), 0, 0)
+    plain = TileBatches(tmp_path / "d.h5", np.arange(3), 2, shuffle=False, seed=0)
+    ds = TileBatches(tmp_path / "d.h5", np.arange(3), 2, shuffle=False, seed=0, distance_clip=4.0)
+    y = ds[0][1]
+    assert plain[0][1].shape == (2, 12, 12, 2) and y.shape == (2, 12, 12, 4)
+    np.testing.assert_array_equal(y[..., :2], plain[0][1])
+    assert y[0, 6, 6, 2] == 1.0 and y[0, 9, 6, 2] == 0.25 and y[0, 11, 0, 2] == 0.0
+    assert y[0, 0, 6, 3] == 0.0 and y[0, 9, 6, 3] == 1.0 and y[0, 6, 6, 3] == 1.0
+    plain.close()
+    ds.close()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from unetseg.inference import predict_image, predict_tiles
+from unetseg.inference import predict_image, predict_maps, predict_tiles
 from unetseg.models import build_model
 from unetseg.tiling import input_size_for, output_size, tile_grid, tile_step
 
@@ -50,3 +50,24 @@ def test_tta_is_invariant_to_flipping_the_input():
     b = predict_tiles(small, tiles[:, ::-1].copy(), tta=True)[:, ::-1]
     np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(a.sum(-1), 1.0, atol=1e-5)
+
+
+def test_distance_head_maps_are_probabilities_and_flip_invariant_with_tta():
+    depth, tile = 2, 60
+    model = build_model("unet", depth=depth, base_filters=4, padding="valid", dropout=0.0,
+                        input_size=tile, n_classes=3)
+    rng = np.random.default_rng(4)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    image = rng.random((50, 45)).astype(np.float32)
+    out = output_size(tile, depth, "valid")
+    grid = tile_grid(image.shape, tile, out, tile_step(out, depth, "valid"))
+    maps = predict_maps(model, image, grid, tta=True)
+    assert maps.shape == (50, 45, 2) and maps.dtype == np.float32
+    assert (maps >= 0).all() and (maps <= 1).all()
+    np.testing.assert_allclose(maps[..., 0], predict_image(model, image, grid, tta=True))
+    tiles = rng.random((2, tile, tile)).astype(np.float32)
+    probs = predict_tiles(model, tiles, tta=True)
+    assert probs.shape == (2, out, out, 3)
+    np.testing.assert_allclose(probs[..., :2].sum(-1), 1.0, atol=1e-5)
+    flipped = predict_tiles(model, tiles[:, ::-1].copy(), tta=True)[:, ::-1]
+    np.testing.assert_allclose(flipped, probs, atol=1e-5)

@@ -199,3 +199,23 @@ def test_too_many_objects_and_bad_arguments() -> None:
     for ratio in (0.0, 1.5):
         with pytest.raises(ValueError, match="neck_ratio"):
             label_instances(np.zeros((4, 4), np.float32), method="watershed", neck_ratio=ratio)
+
+
+def test_distance_seeds_split_a_small_cell_lying_on_a_large_one() -> None:
+    yy, xx = np.mgrid[:100, :100]
+    big = (yy - 50) ** 2 + (xx - 45) ** 2 < 30 ** 2
+    small = (yy - 50) ** 2 + (xx - 72) ** 2 < 12 ** 2  # mostly inside the big one: no neck
+    truth = np.where(small, 2, np.where(big, 1, 0))
+    prob = (big | small).astype(np.float32)
+    distance = np.maximum(ndimage.distance_transform_edt(truth == 1),
+                          ndimage.distance_transform_edt(truth == 2))
+    plain = label_instances(prob, method="watershed", neck_ratio=0.5, border_px=0)
+    assert plain.max() == 1, "the foreground alone shows no neck"
+    split = label_instances(prob, method="distance", distance=distance, neck_ratio=0.5, border_px=0)
+    assert split.max() == 2 and seg_score(truth, split) > 0.85
+    assert label_instances(prob, method="distance", distance=np.where(big | small, 30.0, 0.0),
+                           border_px=0).max() == 1, "one plateau, one cell"
+    with pytest.raises(ValueError, match="distance map"):
+        label_instances(prob, method="distance")
+    with pytest.raises(ValueError, match="distance map"):
+        label_instances(prob, method="distance", distance=distance[:50])

@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from unetseg.losses import WeightedCrossEntropy, pixel_accuracy, weighted_cross_entropy
+from unetseg.losses import (WeightedCrossEntropy, distance_cross_entropy, pixel_accuracy,
+                            weighted_cross_entropy)
 
 
 def _target(classes, weights):
@@ -75,11 +76,13 @@ def test_backend_matches_numpy_reference_and_is_stable():
     y_pred[0, 0, 0] = [1000.0, -1000.0, 0.0]
     y_true = _target(rng.integers(0, 3, (2, 7, 7)), rng.uniform(0, 10, (2, 7, 7)))
     y_true[0, 0, 0, 0] = 1
-    value = _loss(y_true, y_pred)
-    assert np.isfinite(value)
-    assert value == pytest.approx(_reference(y_true, y_pred), rel=1e-5)
     per_pixel = keras.ops.convert_to_numpy(weighted_cross_entropy(y_true, y_pred))
     assert per_pixel.shape == (2, 7, 7) and per_pixel.dtype == np.float32
+    assert np.isfinite(per_pixel).all()
+    assert per_pixel.mean() == pytest.approx(_reference(y_true, y_pred), rel=1e-5)
+    two = y_pred[..., :2]
+    y_true[..., 0] = np.minimum(y_true[..., 0], 1)
+    assert _loss(y_true, two) == pytest.approx(_reference(y_true, two), rel=1e-5)
 
 
 def test_half_precision_logits_give_a_float32_loss():
@@ -116,3 +119,49 @@ def test_pixel_accuracy_counts_only_weighted_pixels():
 def test_pixel_accuracy_is_zero_without_weighted_pixels():
     y_pred = np.zeros((1, 2, 2, 2), np.float32)
     assert _accuracy(_target(np.zeros((1, 2, 2)), np.zeros((1, 2, 2))), y_pred) == 0.0
+
+
+def _distance_target(classes, weights, distance, mask):
+    return np.stack([np.asarray(a, np.float32) for a in (classes, weights, distance, mask)], -1)
+
+
+def test_distance_head_adds_masked_binary_cross_entropy():
+    rng = np.random.default_rng(5)
+    y_pred = rng.normal(0, 3, (2, 5, 5, 3)).astype(np.float32)
+    classes, weights = rng.integers(0, 2, (2, 5, 5)), rng.uniform(0, 4, (2, 5, 5))
+    distance, mask = rng.uniform(0, 1, (2, 5, 5)), rng.integers(0, 2, (2, 5, 5))
+    y_true = _distance_target(classes, weights, distance, mask)
+    p = 1 / (1 + np.exp(-y_pred[..., 2].astype(np.float64)))
+    bce = mask * -(distance * np.log(p) + (1 - distance) * np.log(1 - p))
+    expected = _reference(y_true[..., :2], y_pred[..., :2]) + 0.5 * bce.mean()
+    combined = float(keras.ops.convert_to_numpy(WeightedCrossEntropy(0.5)(y_true, y_pred)))
+    assert combined == pytest.approx(expected, rel=1e-5)
+    assert _loss(y_true, y_pred) == pytest.approx(_reference(y_true[..., :2], y_pred[..., :2]),
+                                                  rel=1e-5), "distance_weight 0 ignores the head"
+
+
+def test_distance_loss_ignores_unmasked_pixels_and_is_stable():
+    rng = np.random.default_rng(6)
+    y_pred = rng.normal(0, 3, (1, 4, 4, 3)).astype(np.float32)
+    y_pred[0, 0, 0, 2], y_pred[0, 0, 1, 2] = 500.0, -500.0
+    mask = np.ones((1, 4, 4))
+    mask[0, 2:] = 0
+    y_true = _distance_target(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), np.full((1, 4, 4), 0.3), mask)
+    base = keras.ops.convert_to_numpy(distance_cross_entropy(y_true, y_pred))
+    assert np.isfinite(base).all() and (base[0, 2:] == 0).all() and (base[0, :2] > 0).all()
+    changed = y_pred.copy()
+    changed[0, 2:, :, 2] = 40.0
+    again = keras.ops.convert_to_numpy(distance_cross_entropy(y_true, changed))
+    np.testing.assert_array_equal(again, base)
+
+
+def test_distance_weight_survives_serialisation():
+    loss = WeightedCrossEntropy(0.25)
+    assert WeightedCrossEntropy.from_config(loss.get_config()).distance_weight == 0.25
+
+
+def test_pixel_accuracy_ignores_the_distance_channel():
+    classes = np.array([[[0, 1]]])
+    y_pred = np.array([[[[2.0, 0.0, 9.0], [0.0, 2.0, 9.0]]]], np.float32)
+    accuracy = float(keras.ops.convert_to_numpy(pixel_accuracy(_target(classes, np.ones((1, 1, 2))), y_pred)))
+    assert accuracy == 1.0

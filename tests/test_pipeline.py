@@ -96,3 +96,18 @@ def test_contact_oversampling_without_border_weights_fails_cleanly(project):
     assert "train.contact_oversample" in errors[0] and "w0 = 0.0" in errors[0], out
     assert "Traceback" not in out, out
     assert not (project.path / "models" / "model.keras").exists()
+
+
+def test_distance_head_trains_and_seeds_the_instances(project):
+    project.set_params({"train": {"distance_weight": 1.0, "distance_clip": 8.0},
+                        "evaluate": {"instances": "distance"}})
+    project.run("dvc", "repro")
+    config = json.loads((project.path / "models" / "config.json").read_text())
+    assert config["distance_clip"] == 8.0 and "channel 2" in config["output"]
+    probe = ("import keras; m = keras.saving.load_model('models/model.keras', compile=False); "
+             "print(m.output_shape[-1])")
+    assert project.run("python", "-c", probe).stdout.split()[-1] == "3"
+    masks = list((project.path / "data" / "predictions" / "test" / "01_RES").glob("mask*.tif"))
+    assert masks and all(tifffile.imread(m).dtype == "uint16" for m in masks)
+    evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
+    assert 0.0 <= evaluation["seg"] <= 1.0 and evaluation["n_images"] == len(masks)

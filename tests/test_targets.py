@@ -1,4 +1,4 @@
-"""Training targets: instance erosion and the class/weight maps built on it."""
+"""Training targets: instance erosion, the class/weight maps built on it, distance targets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from unetseg.targets import erode_instances, training_target
+from unetseg.targets import distance_target, erode_instances, training_target
 from unetseg.weights import separate_touching
 
 
@@ -60,3 +60,22 @@ def test_training_target_is_built_on_eroded_cells() -> None:
     assert classes.sum() < plain_classes.sum() and (classes <= plain_classes).all()
     assert weights[18, 30] > plain_weights[18, 20], "the widened gap keeps the border weight"
     assert weights.dtype == np.float32 and weights.shape == labels.shape
+
+
+def test_distance_target_is_exact_where_the_tile_shows_the_nearest_background() -> None:
+    yy, xx = np.mgrid[:60, :60]
+    whole = ((yy - 30) ** 2 + (xx - 30) ** 2 < 15 ** 2).astype(np.uint8)
+    cut = ((yy - 30) ** 2 + (xx - 55) ** 2 < 15 ** 2).astype(np.uint8)  # runs off the right edge
+    full = np.ones((60, 60), np.uint8)  # no background in the tile at all
+    weights = np.ones((3, 60, 60), np.float32)
+    weights[0, :, :5] = 0  # mirrored context
+    target, mask = distance_target(np.stack([whole, cut, full]), weights, clip=10.0)
+    assert target.shape == mask.shape == (3, 60, 60) and target.dtype == mask.dtype == np.float32
+    exact = np.minimum(ndimage.distance_transform_edt(whole), 10.0) / 10.0
+    np.testing.assert_allclose(target[0], exact, atol=1e-6)
+    assert (mask[0, :, 5:] == 1).all() and (mask[0, :, :5] == 0).all()
+    assert target[0].max() == 1.0 and (target[0][whole == 0] == 0).all()
+    # near the right edge the cut disk's true background may lie outside: not counted
+    assert (mask[1, 30, 52:] == 0).all() and mask[1, 30, 42] == 1 and target[1, 30, 42] > 0
+    inside = np.minimum(np.minimum(yy + 1, 60 - yy), np.minimum(xx + 1, 60 - xx)) >= 10
+    assert (target[2] == 1).all() and (mask[2] == inside).all()

@@ -140,6 +140,8 @@ class TrainParams:
     val_fraction: float = 0.15
     steps_per_epoch: int = 0
     contact_oversample: int = 0
+    distance_weight: float = 0.0
+    distance_clip: float = 20.0
     mixed_precision: bool = False
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
 
@@ -151,13 +153,15 @@ class TrainParams:
         _check(0 <= self.val_fraction < 1, "train.val_fraction", "must be in [0, 1)")
         _check(self.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0 (0 = all tiles)")
         _check(0 <= self.contact_oversample <= 100, "train.contact_oversample", "must be in 0..100")
+        _check(0 <= self.distance_weight <= 100, "train.distance_weight", "must be in [0, 100]")
+        _check(1 <= self.distance_clip <= 1000, "train.distance_clip", "must be in [1, 1000] pixels")
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     threshold: float = 0.5
     min_size: int = 20
-    instances: Literal["components", "watershed"] = "components"
+    instances: Literal["components", "watershed", "distance"] = "components"
     border_px: int = 1
     neck_ratio: float = 0.5
     fill_holes: bool = True
@@ -183,6 +187,10 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+    def validate(self) -> None:
+        _check(self.evaluate.instances != "distance" or self.train.distance_weight > 0,
+               "evaluate.instances", "'distance' needs a model trained with train.distance_weight > 0")
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -232,7 +240,9 @@ def params_from_dict(raw: Any) -> Params:
     for key in raw:
         _check(key in fields, key, f"unknown section (known: {', '.join(fields)})")
     hints = typing.get_type_hints(Params)
-    return Params(**{name: _build_section(name, hints[name], raw.get(name)) for name in fields})
+    params = Params(**{name: _build_section(name, hints[name], raw.get(name)) for name in fields})
+    params.validate()
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from unetseg.store import TileReader
+from unetseg.targets import distance_target
 
 
 def split_by_sample(sample: np.ndarray, copy: np.ndarray, val_fraction: float,
@@ -76,13 +77,18 @@ class TileBatches(keras.utils.PyDataset):
 
     ``x`` is ``(B, in, in, 1)`` float32; ``y`` is ``(B, out, out, 2)`` float32 with
     the class in channel 0 and the weight map in channel 1 (see
-    :func:`unetseg.losses.weighted_cross_entropy`). Only the tiles of one batch are
-    read at a time. The file is opened lazily so the object can be sent to workers.
+    :func:`unetseg.losses.weighted_cross_entropy`). With ``distance_clip`` > 0 ``y``
+    has two more channels, the distance head's target and mask
+    (:func:`unetseg.targets.distance_target`), computed from each batch's classes.
+    Only the tiles of one batch are read at a time. The file is opened lazily so the
+    object can be sent to workers.
     """
 
     def __init__(self, path: Path, indices: np.ndarray, batch_size: int, *, shuffle: bool,
-                 seed: int, steps: int = 0, **kwargs: object) -> None:
+                 seed: int, steps: int = 0, distance_clip: float = 0.0,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)
+        self.distance_clip = distance_clip
         self.path = Path(path)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = batch_size
@@ -110,8 +116,10 @@ class TileBatches(keras.utils.PyDataset):
             self._reader = TileReader(self.path)
         batch = self._order[index * self.batch_size: (index + 1) * self.batch_size]
         inputs, classes, weights = self._reader.read(batch)
-        y = np.stack([classes.astype(np.float32), weights], axis=-1)
-        return inputs[..., None], y
+        channels = [classes.astype(np.float32), weights]
+        if self.distance_clip > 0:
+            channels.extend(distance_target(classes, weights, self.distance_clip))
+        return inputs[..., None], np.stack(channels, axis=-1)
 
     def set_epoch(self, epoch: int) -> None:
         """Continue the shuffling sequence at ``epoch`` (when resuming a run)."""

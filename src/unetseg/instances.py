@@ -64,9 +64,13 @@ def _merge_wide_necks(labels: np.ndarray, distance: np.ndarray, neck_ratio: floa
     return np.array([root(i) for i in range(n + 1)])[labels]
 
 
-def _watershed_split(foreground: np.ndarray, h: float, neck_ratio: float) -> np.ndarray:
-    """Split touching blobs at narrow necks of the distance to background."""
-    distance = ndimage.distance_transform_edt(foreground)
+def _watershed_split(foreground: np.ndarray, h: float, neck_ratio: float,
+                     distance: np.ndarray | None = None) -> np.ndarray:
+    """Split touching blobs at narrow necks of the distance to background (given or the EDT)."""
+    if distance is None:
+        distance = ndimage.distance_transform_edt(foreground)
+    else:
+        distance = np.where(foreground, distance, 0.0)
     markers, _ = ndimage.label(h_maxima(distance, h), structure=_EIGHT)
     labels = watershed(-distance, markers, mask=foreground, connectivity=1)
     if neck_ratio < 1:
@@ -114,13 +118,14 @@ def label_instances(
     *,
     threshold: float = 0.5,
     min_size: int = 20,
-    method: Literal["components", "watershed"] = "components",
+    method: Literal["components", "watershed", "distance"] = "components",
     border_px: int = 1,
     h: float = 2.0,
     neck_ratio: float = 0.5,
     fill_holes: bool = False,
     into: Literal["gaps", "all"] = "gaps",
     restore_px: float = 0.0,
+    distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Turn a foreground probability map into consecutive instance labels.
 
@@ -135,7 +140,11 @@ def label_instances(
     width) is at most ``neck_ratio`` times the lower of their two peaks (half
     the width of the thinner part). Protrusions joined by a neck as wide as
     themselves thus stay whole, while two cells touching at a waist are cut
-    there. Then objects with fewer than ``min_size`` pixels are removed,
+    there. ``"distance"`` does the same on the distance to background that a
+    model's distance head predicted (``distance``, smoothed by a Gaussian of
+    1 px to quiet pixel noise), which has a peak in each cell even where the
+    foreground shows no neck, as for a small cell lying on a larger one. Then
+    objects with fewer than ``min_size`` pixels are removed,
     with ``fill_holes`` background holes enclosed by a single object are
     given to it (as Cellpose does; gaps between two objects stay), ids are
     made consecutive 1..n, and objects grow by ``border_px`` pixels into background
@@ -157,15 +166,15 @@ def label_instances(
         Foreground cut-off.
     min_size : int
         Smallest object kept, in pixels (before expansion); 0 keeps all.
-    method : {"components", "watershed"}
+    method : {"components", "watershed", "distance"}
         How foreground becomes objects (see above).
     border_px : int
         Growth distance in pixels; 0 leaves objects as thresholded.
     h : float
-        Watershed only: minimum height, in pixels of distance, of a marker's
-        peak above its surroundings.
+        Watershed and distance: minimum height, in pixels of distance, of a
+        marker's peak above its surroundings.
     neck_ratio : float
-        Watershed only, in (0, 1]: split two regions only where the neck is at
+        Watershed and distance, in (0, 1]: split two regions only where the neck is at
         most this fraction of the thinner part's width; 1 keeps every h-maxima
         region apart (plain marker watershed).
     fill_holes : bool
@@ -174,6 +183,9 @@ def label_instances(
         Where objects grow by ``border_px`` (see above).
     restore_px : float
         Growth everywhere, in pixels, undoing a training-time erosion; 0 = none.
+    distance : np.ndarray, optional
+        ``(Y, X)`` float predicted distance to background in pixels; required by
+        (and only used by) ``"distance"``.
 
     Returns
     -------
@@ -186,13 +198,17 @@ def label_instances(
     ValueError
         If ``prob`` is not 2-D, ``method`` or ``into`` is unknown, ``min_size`` or
         ``border_px`` or ``restore_px`` is negative, ``neck_ratio`` is outside
-        (0, 1], or more than 65535 objects remain.
+        (0, 1], ``"distance"`` lacks a ``distance`` of ``prob``'s shape, or more
+        than 65535 objects remain.
     """
     prob = np.asarray(prob)
     if prob.ndim != 2:
         raise ValueError(f"prob must be a (Y, X) array, got shape {prob.shape}")
-    if method not in ("components", "watershed"):
-        raise ValueError(f"method must be 'components' or 'watershed', got {method!r}")
+    if method not in ("components", "watershed", "distance"):
+        raise ValueError(f"method must be 'components', 'watershed' or 'distance', got {method!r}")
+    if method == "distance" and (distance is None or np.shape(distance) != prob.shape):
+        raise ValueError(f"method 'distance' needs a distance map of shape {prob.shape}, got "
+                         f"{None if distance is None else np.shape(distance)}")
     if into not in ("gaps", "all"):
         raise ValueError(f"into must be 'gaps' or 'all', got {into!r}")
     if min_size < 0 or border_px < 0 or restore_px < 0:
@@ -203,8 +219,11 @@ def label_instances(
     foreground = prob > threshold
     if method == "components":
         labels, _ = ndimage.label(foreground, structure=_FOUR)
-    else:
+    elif method == "watershed":
         labels = _watershed_split(foreground, h, neck_ratio)
+    else:
+        smooth = ndimage.gaussian_filter(np.asarray(distance, dtype=np.float64), 1.0)
+        labels = _watershed_split(foreground, h, neck_ratio, smooth)
     if min_size > 1:
         # By hand: skimage's remove_small_objects warns on single-object label images.
         small = np.bincount(labels.ravel()) < min_size

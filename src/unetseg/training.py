@@ -88,12 +88,14 @@ def make_optimizer(p: TrainParams, total_steps: int = 0) -> keras.optimizers.Opt
 def compiled_model(m: ModelParams, p: TrainParams, steps_per_epoch: int = 0) -> keras.Model:
     """Build the ``model.arch`` network and compile it with the weighted loss (paper Eq. 1).
 
-    ``steps_per_epoch`` sets the length of a decaying ``train.lr_schedule``.
+    ``steps_per_epoch`` sets the length of a decaying ``train.lr_schedule``. With
+    ``train.distance_weight`` > 0 the network has a third output channel, the distance head.
     """
     model = build_model(m.arch, depth=m.depth, base_filters=m.base_filters, padding=m.padding,
-                        dropout=m.dropout, input_size=m.tile_size)
+                        dropout=m.dropout, input_size=m.tile_size,
+                        n_classes=3 if p.distance_weight > 0 else 2)
     model.compile(optimizer=make_optimizer(p, steps_per_epoch * p.epochs),
-                  loss=WeightedCrossEntropy(), metrics=[pixel_accuracy])
+                  loss=WeightedCrossEntropy(p.distance_weight), metrics=[pixel_accuracy])
     return model
 
 
