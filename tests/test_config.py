@@ -34,6 +34,7 @@ def test_missing_keys_take_defaults():
     ({"prepare": {"scale": 10}}, "prepare.scale"),
     ({"prepare": {"erode_px": -1}}, "prepare.erode_px"),
     ({"prepare": {"erode_px": 17}}, "prepare.erode_px"),
+    ({"prepare": {"ignore_beyond_px": -1}}, "prepare.ignore_beyond_px"),
     ({"train": {"contact_oversample": -1}}, "train.contact_oversample"),
     ({"train": {"contact_oversample": 101}}, "train.contact_oversample"),
     ({"train": {"contact_oversample": 1.5}}, "train.contact_oversample"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from unetseg.data import TileBatches, contact_tiles, oversample, split_by_sample
+from unetseg.data import TileBatches, contact_tiles, oversample, split_by_sample, weighted_tiles
 from unetseg.store import TileReader, TileWriter
 from unetseg.targets import training_target
 
@@ -105,3 +105,18 @@ def test_distance_channels_are_computed_from_each_batch(tmp_path):
     assert y[0, 0, 6, 3] == 0.0 and y[0, 9, 6, 3] == 1.0 and y[0, 6, 6, 3] == 1.0
     plain.close()
     ds.close()
+
+
+def test_weighted_tiles_skips_tiles_with_nothing_to_learn(tmp_path):
+    mask = np.zeros((40, 120), np.uint16)
+    mask[5:15, 5:15] = 1
+    classes, weights = training_target(mask, w0=10.0, sigma=5.0, balance=True, separate=True,
+                                       ignore_beyond=10.0)
+    tiles = np.stack([weights[:, i:i + 40] for i in (0, 40, 80)])
+    with TileWriter(tmp_path / "t.h5", 3, 40, 40, {}) as writer:
+        writer.append(np.zeros((3, 40, 40), np.float32), np.stack([classes[:, i:i + 40]
+                      for i in (0, 40, 80)]), tiles, 0, 0)
+    with TileReader(tmp_path / "t.h5") as reader:
+        np.testing.assert_array_equal(weighted_tiles(reader, np.arange(3), chunk=2),
+                                      [True, False, False])
+        np.testing.assert_array_equal(weighted_tiles(reader, np.array([2, 0])), [False, True])

@@ -4,11 +4,13 @@ import json
 import zipfile
 
 import h5py
+import numpy as np
 import pytest
 import tifffile
 
-from unetseg.data import contact_tiles, split_by_sample
+from unetseg.data import contact_tiles, split_by_sample, weighted_tiles
 from unetseg.store import TileReader
+from unetseg.targets import annotated_region
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +113,20 @@ def test_distance_head_trains_and_seeds_the_instances(project):
     assert masks and all(tifffile.imread(m).dtype == "uint16" for m in masks)
     evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
     assert 0.0 <= evaluation["seg"] <= 1.0 and evaluation["n_images"] == len(masks)
+
+
+def test_partial_annotation_ignores_far_pixels_through_every_stage(project):
+    project.set_params({"prepare": {"ignore_beyond_px": 3.0}})
+    project.run("dvc", "repro", "train")
+    with h5py.File(project.path / "data" / "prepared" / "train.h5") as train:
+        pairs = [(g["mask"][()], g["weights"][()]) for g in train["samples"].values()]
+    for mask, weights in pairs:
+        np.testing.assert_array_equal(weights > 0, annotated_region(mask, 3.0))
+    with TileReader(project.path / "data" / "augmented" / "train.h5") as reader:
+        train_idx, val_idx = split_by_sample(reader.sample, reader.copy, 0.15, 0)
+        kept = [int(weighted_tiles(reader, idx).sum()) for idx in (train_idx, val_idx)]
+    with h5py.File(project.path / "data" / "augmented" / "train.h5") as augmented:
+        assert json.loads(augmented.attrs["target"])["ignore_beyond"] == 3.0
+    trained = json.loads((project.path / "metrics" / "train.json").read_text())
+    assert [trained["train_tiles"], trained["val_tiles"]] == kept
+    assert 0 < trained["unweighted_tiles"] == len(train_idx) + len(val_idx) - sum(kept)

@@ -79,3 +79,31 @@ def test_distance_target_is_exact_where_the_tile_shows_the_nearest_background() 
     assert (mask[1, 30, 52:] == 0).all() and mask[1, 30, 42] == 1 and target[1, 30, 42] > 0
     inside = np.minimum(np.minimum(yy + 1, 60 - yy), np.minimum(xx + 1, 60 - xx)) >= 10
     assert (target[2] == 1).all() and (mask[2] == inside).all()
+
+
+def test_annotated_region_is_the_reach_around_cells():
+    from unetseg.targets import annotated_region
+
+    mask = np.zeros((40, 60), np.uint16)
+    mask[10, 10] = 3
+    region = annotated_region(mask, 5.0)
+    yy, xx = np.mgrid[:40, :60]
+    np.testing.assert_array_equal(region, (yy - 10) ** 2 + (xx - 10) ** 2 <= 25)
+    assert not annotated_region(np.zeros((5, 5), np.uint8), 5.0).any()
+
+
+def test_partial_annotation_ignores_pixels_far_from_annotated_cells():
+    mask = np.zeros((80, 80), np.uint16)
+    mask[10:25, 10:25] = 1
+    mask[10:25, 25:40] = 2
+    kw = dict(w0=10.0, sigma=5.0, balance=True, separate=True)
+    classes, weights = training_target(mask, **kw, ignore_beyond=8.0)
+    plain_classes, plain_weights = training_target(mask, **kw)
+    np.testing.assert_array_equal(classes, plain_classes)
+    assert (weights[50:, :] == 0).all() and (weights[:, 60:] == 0).all()
+    assert (weights[mask > 0] > 0).all() and weights[5, 20] > 0
+    gap = (mask > 0) & (classes == 0)
+    assert weights[gap].min() > 5, "the gap between the cells keeps Eq. 2's border weight"
+    assert (weights > 0).sum() < 0.5 * (plain_weights > 0).sum()
+    _, none = training_target(np.zeros((20, 20), np.uint16), **kw, ignore_beyond=8.0)
+    assert not none.any()

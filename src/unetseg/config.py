@@ -72,9 +72,12 @@ class PrepareParams:
     separate_touching: bool = True
     scale: float = 1.0
     erode_px: int = 0
+    ignore_beyond_px: float = 0.0
 
     def validate(self) -> None:
         _check(self.w0 >= 0, "prepare.w0", "must be >= 0")
+        _check(0 <= self.ignore_beyond_px <= 10000, "prepare.ignore_beyond_px",
+               "must be in [0, 10000] (0: every pixel is annotated)")
         _check(0 <= self.erode_px <= 16, "prepare.erode_px", "must be in 0..16")
         _check(self.sigma > 0, "prepare.sigma", "must be > 0")
         _check(0.1 <= self.scale <= 4, "prepare.scale", "must be in [0.1, 4]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -51,14 +52,37 @@ def contact_tiles(reader: TileReader, indices: np.ndarray, w0: float, *, min_px:
     np.ndarray
         (N,) bool, True for tiles with at least ``min_px`` contact pixels.
     """
-    indices = np.asarray(indices, dtype=np.int64)
-    found = np.zeros(len(indices), dtype=bool)
-    for start in range(0, len(indices), chunk):
-        classes, weights = reader.read(indices[start:start + chunk], ("classes", "weights"))
+    def has_contact(classes: np.ndarray, weights: np.ndarray) -> np.ndarray:
         background = (classes == 0) & (weights > 0)
         lowest = np.where(background, weights, np.inf).min(axis=(1, 2), keepdims=True)
         contact = background & (weights - lowest > w0 / 2)
-        found[start:start + chunk] = contact.sum(axis=(1, 2)) >= min_px
+        return contact.sum(axis=(1, 2)) >= min_px
+
+    return _tile_test(reader, indices, has_contact, chunk)
+
+
+def weighted_tiles(reader: TileReader, indices: np.ndarray, *, chunk: int = 64) -> np.ndarray:
+    """Which tiles have any pixel of non-zero weight, i.e. anything to learn from.
+
+    Tiles of a partially annotated image far from its annotated cells
+    (``prepare.ignore_beyond_px``) have none.
+
+    Returns
+    -------
+    np.ndarray
+        (N,) bool for the (N,) int tile ``indices``.
+    """
+    return _tile_test(reader, indices, lambda _, weights: (weights > 0).any(axis=(1, 2)), chunk)
+
+
+def _tile_test(reader: TileReader, indices: np.ndarray,
+               test: Callable[[np.ndarray, np.ndarray], np.ndarray], chunk: int) -> np.ndarray:
+    """``test(classes, weights)`` of (B, Y, X) tile batches, read ``chunk`` at a time; (N,) bool."""
+    indices = np.asarray(indices, dtype=np.int64)
+    found = np.zeros(len(indices), dtype=bool)
+    for start in range(0, len(indices), chunk):
+        found[start:start + chunk] = test(*reader.read(indices[start:start + chunk],
+                                                       ("classes", "weights")))
     return found
 
 
