@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import unetseg  # noqa: F401  (first: it sets TensorFlow's CPU options)
 import keras
 import numpy as np
 

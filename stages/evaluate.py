@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import unetseg  # noqa: F401  (first: it sets TensorFlow's CPU options)
 import keras
 import numpy as np
 from tqdm import tqdm

@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import unetseg  # noqa: F401  (first: it sets TensorFlow's CPU options)
 import keras
 
 from unetseg import cli

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import unetseg  # noqa: F401  (before any test imports keras: it sets TensorFlow's CPU options)
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["src", "stages", "params.yaml", "dvc.yaml", "pyproject.toml", ".gitignore",
                  ".dvc/config", ".dvc/.gitignore", ".dvcignore"]

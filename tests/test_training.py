@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -99,3 +100,35 @@ def test_resumed_schedule_continues_where_the_checkpoint_stopped(tmp_path):
     assert iterations == 2
     expected = 0.01 * 0.5 * (1 + np.cos(np.pi / 4))
     assert float(resumed.optimizer.learning_rate) == pytest.approx(expected, rel=1e-5)
+
+
+_TF_SEES = textwrap.dedent("""
+    import importlib.abc, os, runpy, sys
+    seen = []
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "tensorflow" and not seen:
+                seen.append(os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
+    sys.meta_path.insert(0, Spy())
+    sys.argv = [sys.argv[1], "--help"]
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    except SystemExit:
+        pass
+    print(seen[0] if seen else "not imported")
+""")
+
+
+@pytest.mark.parametrize("stage, user, expected", [
+    ("train", None, "1"), ("evaluate", None, "1"), ("train", "0", "0"),
+])
+def test_stages_ask_tensorflow_for_onednn_before_it_loads(stage, user, expected):
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env["KERAS_BACKEND"] = "tensorflow"
+    if user is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = user
+    out = subprocess.run([sys.executable, "-c", _TF_SEES, str(ROOT / "stages" / f"{stage}.py")],
+                         env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == expected
