@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -70,7 +71,8 @@ def main() -> None:
         times["onednn"].append(_run(args, "1"))
         times["plain"].append(_run(args, "0"))
     med = {k: float(np.median(v)) for k, v in times.items()}
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
     print(json.dumps({
         "benchmark": "cpu_kernels", "cores": os.cpu_count(),
         "avx512": "avx512f" in flags, "model": f"depth {args.depth}, {args.base_filters} filters",

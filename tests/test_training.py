@@ -5,12 +5,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from unetseg.config import ModelParams, TrainParams
 from unetseg.training import RunState, fingerprint, load_state, samples_per_second
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_fingerprint_changes_with_params_and_data(tmp_path):
@@ -123,8 +126,6 @@ _TF_SEES = textwrap.dedent("""
     ("train", None, "1"), ("evaluate", None, "1"), ("train", "0", "0"),
 ])
 def test_stages_ask_tensorflow_for_onednn_before_it_loads(stage, user, expected):
-    from conftest import ROOT
-
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     env["KERAS_BACKEND"] = "tensorflow"
     if user is not None:
