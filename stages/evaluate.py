@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from unetseg import cli
-from unetseg.config import load_params
+from unetseg.config import PrepareParams, load_params
 from unetseg.ctc import prediction_name
 from unetseg.files import atomic_path
 from unetseg.images import write_png, write_tif
@@ -48,13 +48,13 @@ def main(argv: list[str] | None = None) -> None:
     with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
             atomic_path(args.plots) as plots:
         in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
-        made_with = reader.attr("params")
-        tiles, scale = reader.tiles, made_with["scale"]
+        made_with = PrepareParams(**reader.attr("params"))
+        tiles, scale = reader.tiles, made_with.scale
         (out / "test").mkdir(parents=True)
         (plots / "overlays").mkdir(parents=True)
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
                                    disable=None)):
-            work = resample_image(s.image, scale)
+            work = resample_image(s.image, scale, made_with.label_offset)
             grid = TileGrid(in_size, out_size, tiles[tiles[:, 0] == i, 1:].astype(np.int64),
                             work.shape)
             maps = predict_maps(model, normalize(work), grid, tta=e.tta,
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
                                      method=e.instances, border_px=e.border_px,
                                      neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
-                                     restore_px=made_with["erode_px"] / scale, distance=distance)
+                                     restore_px=made_with.erode_px / scale, distance=distance)
             result = evaluate_pair(s.mask, labels)
             results.append(result)
             per_image.append({"name": s.name, **{k: round(float(result[k]), 5)

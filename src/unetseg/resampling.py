@@ -6,11 +6,17 @@ network's receptive field, and each CPU second covers more of the image. Images 
 resampled with interpolation, instance masks by nearest neighbour (ids are kept), and
 probability maps are brought back to the original grid before thresholding, so
 instances and metrics are always computed at the original resolution.
+
+``prepare.label_offset_y`` / ``label_offset_x`` correct labels drawn a fixed sub-pixel
+distance off the structures they annotate (ISBI 2012 EM: about 0.6 px up and 0.2 px left
+of the membranes): every image, for training and for inference, is moved onto its labels'
+grid, so that flips and rotations no longer turn that offset into blur.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.transform import resize
 
 
@@ -19,16 +25,31 @@ def scaled_shape(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
     return tuple(max(1, round(n * scale)) for n in shape[:2])  # type: ignore[return-value]
 
 
-def resample_image(image: np.ndarray, scale: float) -> np.ndarray:
-    """Resample a ``(Y, X)`` intensity image by ``scale``, keeping its integer dtype.
+def resample_image(image: np.ndarray, scale: float,
+                   offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Move a ``(Y, X)`` intensity image by ``offset``, then resample it by ``scale``.
 
-    Linear interpolation, with Gaussian anti-aliasing when shrinking; values are
-    rounded and clipped to the dtype's range. ``scale == 1`` returns the input.
+    Parameters
+    ----------
+    image : (Y, X) integer or float array.
+    scale : resampling factor; linear interpolation, with Gaussian anti-aliasing when
+        shrinking.
+    offset : ``(dy, dx)`` in pixels of ``image``: content at ``(y, x)`` moves to
+        ``(y + dy, x + dx)`` (cubic spline, edge values repeated).
+
+    Returns
+    -------
+    (round(Y * scale), round(X * scale)) array of ``image``'s dtype; integer values are
+    rounded and clipped to the dtype's range. ``scale == 1`` with no offset returns the input.
     """
-    if scale == 1:
+    if scale == 1 and not any(offset):
         return image
-    out = resize(image, scaled_shape(image.shape, scale), order=1, preserve_range=True,
-                 anti_aliasing=scale < 1, mode="reflect")
+    out = image.astype(np.float64)
+    if any(offset):
+        out = ndi.shift(out, offset, order=3, mode="nearest")
+    if scale != 1:
+        out = resize(out, scaled_shape(image.shape, scale), order=1, preserve_range=True,
+                     anti_aliasing=scale < 1, mode="reflect")
     if np.issubdtype(image.dtype, np.integer):
         info = np.iinfo(image.dtype)
         return np.clip(np.rint(out), info.min, info.max).astype(image.dtype)
