@@ -21,7 +21,7 @@ from unetseg.inference import predict_maps
 from unetseg.instances import label_instances
 from unetseg.metrics import aggregate, evaluate_pair
 from unetseg.overlays import outline_overlay, write_rgb_png
-from unetseg.resampling import resample_image, resize_probability
+from unetseg.resampling import offset_errors, offset_grid, resample_image, resize_probability
 from unetseg.store import PreparedReader
 from unetseg.tileset import normalize
 from unetseg.tiling import TileGrid
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         raise InputError(f"evaluate.instances: 'distance' needs a model with a distance head, "
                          f"and {args.model} has none (train it with train.distance_weight > 0)")
     results, per_image = [], []
+    offsets = offset_grid()
+    shifted_errors = np.zeros(len(offsets), dtype=np.int64)
     with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
             atomic_path(args.plots) as plots:
         in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                                      neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
                                      restore_px=made_with.erode_px / scale, distance=distance)
             result = evaluate_pair(s.mask, labels)
+            shifted_errors += offset_errors(prob, s.mask > 0, e.threshold, offsets)
             results.append(result)
             per_image.append({"name": s.name, **{k: round(float(result[k]), 5)
                                                  for k in ("seg", "iou", "dice")}})
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
                               outline_overlay(s.image, s.mask, labels))
         cli.write_json(plots / "per_image.json", per_image)
     summary = aggregate(results)
+    summary["offset_y"], summary["offset_x"] = map(float, offsets[np.argmin(shifted_errors)])
     cli.write_json(args.metrics, {k: (round(v, 6) if isinstance(v, float) else v)
                                   for k, v in summary.items()})
 

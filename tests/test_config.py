@@ -35,6 +35,8 @@ def test_missing_keys_take_defaults():
     ({"prepare": {"erode_px": -1}}, "prepare.erode_px"),
     ({"prepare": {"erode_px": 17}}, "prepare.erode_px"),
     ({"prepare": {"ignore_beyond_px": -1}}, "prepare.ignore_beyond_px"),
+    ({"prepare": {"label_offset_y": 9}}, "prepare.label_offset_y"),
+    ({"prepare": {"label_offset_x": -8.5}}, "prepare.label_offset_x"),
     ({"train": {"contact_oversample": -1}}, "train.contact_oversample"),
     ({"train": {"contact_oversample": 101}}, "train.contact_oversample"),
     ({"train": {"contact_oversample": 1.5}}, "train.contact_oversample"),

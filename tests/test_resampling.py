@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from unetseg.resampling import resample_image, resample_mask, resize_probability, scaled_shape
+from unetseg.resampling import (offset_errors, offset_grid, resample_image, resample_mask,
+                                resize_probability, scaled_shape)
 
 
 def test_scaled_shape_rounds_and_never_vanishes():
@@ -51,3 +52,44 @@ def test_probability_round_trip_is_aligned_with_the_original_grid():
     ys, xs = np.nonzero(back > 0.5)
     assert abs(ys.mean() - 50) < 0.5 and abs(xs.mean() - 90) < 0.5
     assert abs(int((back > 0.5).sum()) - int(disk.sum())) < 0.03 * disk.sum()
+
+
+def _disk(centre: tuple[float, float], shape=(64, 80), radius=15.0) -> np.ndarray:
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return np.hypot(yy - centre[0], xx - centre[1]) < radius
+
+
+def test_offset_moves_content_by_whole_and_sub_pixels():
+    image = np.zeros((40, 40), np.uint8)
+    image[20, 20] = 200
+    moved = resample_image(image, 1.0, (-1.0, 2.0))
+    assert moved.dtype == np.uint8 and moved[19, 22] == 200 and moved.sum() == 200
+    yy, xx = np.mgrid[:64, :80]
+    blob = np.rint(10000 * np.exp(-((yy - 30) ** 2 + (xx - 40) ** 2) / 32)).astype(np.uint16)
+    half = resample_image(blob, 1.0, (0.5, -0.25)).astype(float)
+    assert abs((half * yy).sum() / half.sum() - 30.5) < 0.02
+    assert abs((half * xx).sum() / half.sum() - 39.75) < 0.02
+    both = resample_image(blob, 0.5, (2.0, 0.0))
+    assert both.shape == (32, 40) and np.array_equal(both, resample_image(
+        resample_image(blob, 1.0, (2.0, 0.0)), 0.5))
+
+
+def test_offset_grid_starts_at_zero_and_covers_the_square():
+    grid = offset_grid(1.0, 0.5)
+    assert grid.shape == (25, 2) and np.array_equal(grid[0], [0.0, 0.0])
+    assert np.abs(grid).max() == 1.0 and len({tuple(g) for g in grid}) == 25
+    assert np.all(np.diff(np.hypot(grid[:, 0], grid[:, 1])) >= 0)
+
+
+def test_offset_errors_find_how_far_the_labels_sit_from_the_prediction():
+    labels = _disk((32, 40))
+    yy, xx = np.mgrid[:64, :80]
+    prob = 1 / (1 + np.exp(np.hypot(yy - 32.5, xx - 39.25) - 15.0))
+    offsets = offset_grid()
+    errors = offset_errors(prob, labels, 0.5, offsets)
+    assert errors.shape == (len(offsets),) and errors[0] > 0
+    assert tuple(offsets[np.argmin(errors)]) == (-0.5, 0.75)
+    assert offset_errors(1 / (1 + np.exp(np.hypot(yy - 32, xx - 40) - 15.0)), labels, 0.5,
+                         offsets).argmin() == 0
+    with pytest.raises(ValueError, match="differ"):
+        offset_errors(prob[:-1], labels, 0.5, offsets)

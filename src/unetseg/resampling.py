@@ -74,3 +74,44 @@ def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return prob.astype(np.float32, copy=False)
     out = resize(prob, shape, order=1, preserve_range=True, anti_aliasing=False, mode="edge")
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def offset_grid(max_px: float = 1.0, step: float = 0.25) -> np.ndarray:
+    """``(K, 2)`` float64 ``(dy, dx)`` offsets on a square grid within ``±max_px``.
+
+    Sorted by distance from ``(0, 0)``, so that among equally good offsets the smallest
+    comes first.
+    """
+    ax = np.arange(-max_px, max_px + step / 2, step)
+    grid = np.stack(np.meshgrid(ax, ax, indexing="ij"), axis=-1).reshape(-1, 2)
+    return grid[np.argsort(np.hypot(grid[:, 0], grid[:, 1]), kind="stable")]
+
+
+def offset_errors(prob: np.ndarray, foreground: np.ndarray, threshold: float,
+                  offsets: np.ndarray) -> np.ndarray:
+    """Pixels misclassified when a probability map is moved by each of ``offsets``.
+
+    Summed over images, the offset with the fewest errors is how far the labels sit from
+    where the network draws their structures: a systematic annotation offset, which
+    ``prepare.label_offset_y`` / ``label_offset_x`` correct.
+
+    Parameters
+    ----------
+    prob : (Y, X) float foreground probability, on the labels' grid.
+    foreground : (Y, X) bool reference foreground.
+    threshold : probability above which a pixel counts as foreground.
+    offsets : (K, 2) float ``(dy, dx)`` in pixels (see :func:`offset_grid`).
+
+    Returns
+    -------
+    (K,) int64 counts of wrong pixels, all taken away from a border as wide as the largest
+    offset, so that every offset is scored on the same pixels.
+    """
+    if prob.shape != foreground.shape:
+        raise ValueError(f"probability {prob.shape} and reference {foreground.shape} differ")
+    m = int(np.ceil(np.abs(offsets).max())) if len(offsets) else 0
+    inner = tuple(slice(m, n - m) for n in prob.shape)
+    ref = foreground[inner]
+    p = prob.astype(np.float32, copy=False)
+    return np.array([np.count_nonzero((ndi.shift(p, o, order=1, mode="nearest")[inner]
+                                       > threshold) != ref) for o in offsets], dtype=np.int64)
