@@ -30,9 +30,11 @@ bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 # Apply a partial params file as an experiment: make exp CONFIG=configs/u373.yaml
+# EXP_ARGS go last, so that an override there wins over the config's value for the same key.
 exp: $(STAMP)
 	$(BIN)/python -m unetseg.config --overrides $(CONFIG) > .exp-args
-	xargs -0 -a .exp-args $(BIN)/dvc exp run $(EXP_ARGS); rc=$$?; rm -f .exp-args; exit $$rc
+	$(if $(strip $(EXP_ARGS)),printf '%s\0' $(EXP_ARGS) >> .exp-args)
+	xargs -0 -a .exp-args $(BIN)/dvc exp run; rc=$$?; rm -f .exp-args; exit $$rc
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock

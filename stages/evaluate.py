@@ -21,7 +21,8 @@ from unetseg.inference import predict_maps
 from unetseg.instances import label_instances
 from unetseg.metrics import aggregate, evaluate_pair
 from unetseg.overlays import outline_overlay, write_rgb_png
-from unetseg.resampling import offset_errors, offset_grid, resample_image, resize_probability
+from unetseg.resampling import (offset_errors, offset_grid, resample_image, resize_probability,
+                                shift_map)
 from unetseg.store import PreparedReader
 from unetseg.tileset import normalize
 from unetseg.tiling import TileGrid
@@ -56,13 +57,14 @@ def main(argv: list[str] | None = None) -> None:
         (plots / "overlays").mkdir(parents=True)
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
                                    disable=None)):
-            work = resample_image(s.image, scale, made_with.label_offset)
+            work = resample_image(s.image, scale)
             grid = TileGrid(in_size, out_size, tiles[tiles[:, 0] == i, 1:].astype(np.int64),
                             work.shape)
             maps = predict_maps(model, normalize(work), grid, tta=e.tta,
                                 batch_size=e.batch_size, blend=blend)
-            prob = resize_probability(maps[..., 0], s.mask.shape)
-            distance = (resize_probability(maps[..., 1], s.mask.shape) * (clip / scale)
+            prob = shift_map(resize_probability(maps[..., 0], s.mask.shape), e.label_offset)
+            distance = (shift_map(resize_probability(maps[..., 1], s.mask.shape),
+                                  e.label_offset) * (clip / scale)
                         if e.instances == "distance" else None)
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
                                      method=e.instances, border_px=e.border_px,

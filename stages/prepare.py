@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> None:
             mask = read_png(args.ingested / entry["mask"])
             grid = tile_grid(scaled_shape(mask.shape, p.scale), in_size, out_size, step)
             if split == "train":
-                image = resample_image(image, p.scale, p.label_offset)
-                mask = resample_mask(mask, p.scale)
+                image, mask = resample_image(image, p.scale), resample_mask(mask, p.scale)
             start = time.perf_counter()
             classes, weights = training_target(mask, **target_options(p))
             weight_seconds += time.perf_counter() - start

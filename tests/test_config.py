@@ -1,5 +1,7 @@
+import dataclasses
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -35,8 +37,8 @@ def test_missing_keys_take_defaults():
     ({"prepare": {"erode_px": -1}}, "prepare.erode_px"),
     ({"prepare": {"erode_px": 17}}, "prepare.erode_px"),
     ({"prepare": {"ignore_beyond_px": -1}}, "prepare.ignore_beyond_px"),
-    ({"prepare": {"label_offset_y": 9}}, "prepare.label_offset_y"),
-    ({"prepare": {"label_offset_x": -8.5}}, "prepare.label_offset_x"),
+    ({"evaluate": {"label_offset_y": 9}}, "evaluate.label_offset_y"),
+    ({"evaluate": {"label_offset_x": -8.5}}, "evaluate.label_offset_x"),
     ({"train": {"contact_oversample": -1}}, "train.contact_oversample"),
     ({"train": {"contact_oversample": 101}}, "train.contact_oversample"),
     ({"train": {"contact_oversample": 1.5}}, "train.contact_oversample"),
@@ -135,3 +137,14 @@ def test_recipes_are_valid_overrides_of_the_project_params(config):
         merged[section].update(values)
     params = params_from_dict(merged)
     assert (root / params.ingest.source).is_dir(), params.ingest.source
+
+
+def test_every_param_is_a_dependency_of_some_stage():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    keys = {f"{section}.{key}" for section, values in raw.items() for key in values}
+    sections = typing.get_type_hints(Params)
+    fields = {f"{name}.{g.name}" for name, cls in sections.items() for g in dataclasses.fields(cls)}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()
+    tracked = {p if isinstance(p, str) else next(iter(p)) for s in stages for p in s.get("params", [])}
+    assert keys == fields, "params.yaml lists every field of the params dataclasses"
+    assert keys <= tracked, f"not tracked by dvc.yaml, so changing them re-runs nothing: {keys - tracked}"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from unetseg.resampling import (offset_errors, offset_grid, resample_image, resample_mask,
-                                resize_probability, scaled_shape)
+                                resize_probability, scaled_shape, shift_map)
 
 
 def test_scaled_shape_rounds_and_never_vanishes():
@@ -59,19 +59,15 @@ def _disk(centre: tuple[float, float], shape=(64, 80), radius=15.0) -> np.ndarra
     return np.hypot(yy - centre[0], xx - centre[1]) < radius
 
 
-def test_offset_moves_content_by_whole_and_sub_pixels():
-    image = np.zeros((40, 40), np.uint8)
-    image[20, 20] = 200
-    moved = resample_image(image, 1.0, (-1.0, 2.0))
-    assert moved.dtype == np.uint8 and moved[19, 22] == 200 and moved.sum() == 200
+def test_shift_map_moves_content_by_whole_and_sub_pixels():
     yy, xx = np.mgrid[:64, :80]
-    blob = np.rint(10000 * np.exp(-((yy - 30) ** 2 + (xx - 40) ** 2) / 32)).astype(np.uint16)
-    half = resample_image(blob, 1.0, (0.5, -0.25)).astype(float)
+    blob = np.exp(-((yy - 30) ** 2 + (xx - 40) ** 2) / 32).astype(np.float64)
+    assert shift_map(blob, (0.0, 0.0)) is blob
+    whole = shift_map(blob, (-1.0, 2.0))
+    assert whole.dtype == np.float32 and np.allclose(whole[9:-9, 9:-9], blob[10:-8, 7:-11])
+    half = shift_map(blob, (0.5, -0.25))
     assert abs((half * yy).sum() / half.sum() - 30.5) < 0.02
     assert abs((half * xx).sum() / half.sum() - 39.75) < 0.02
-    both = resample_image(blob, 0.5, (2.0, 0.0))
-    assert both.shape == (32, 40) and np.array_equal(both, resample_image(
-        resample_image(blob, 1.0, (2.0, 0.0)), 0.5))
 
 
 def test_offset_grid_starts_at_zero_and_covers_the_square():

@@ -73,18 +73,9 @@ class PrepareParams:
     scale: float = 1.0
     erode_px: int = 0
     ignore_beyond_px: float = 0.0
-    label_offset_y: float = 0.0
-    label_offset_x: float = 0.0
-
-    @property
-    def label_offset(self) -> tuple[float, float]:
-        """``(dy, dx)``: where the labels sit relative to what they annotate, in pixels."""
-        return (self.label_offset_y, self.label_offset_x)
 
     def validate(self) -> None:
         _check(self.w0 >= 0, "prepare.w0", "must be >= 0")
-        for key in ("label_offset_y", "label_offset_x"):
-            _check(abs(getattr(self, key)) <= 8, f"prepare.{key}", "must be in [-8, 8] pixels")
         _check(0 <= self.ignore_beyond_px <= 10000, "prepare.ignore_beyond_px",
                "must be in [0, 10000] (0: every pixel is annotated)")
         _check(0 <= self.erode_px <= 16, "prepare.erode_px", "must be in 0..16")
@@ -180,9 +171,18 @@ class EvaluateParams:
     tta: bool = False
     batch_size: int = 4
     n_overlays: int = 4
+    label_offset_y: float = 0.0
+    label_offset_x: float = 0.0
+
+    @property
+    def label_offset(self) -> tuple[float, float]:
+        """``(dy, dx)``: where the labels sit relative to what they annotate, in pixels."""
+        return (self.label_offset_y, self.label_offset_x)
 
     def validate(self) -> None:
         _check(0 < self.threshold < 1, "evaluate.threshold", "must be in (0, 1)")
+        for key in ("label_offset_y", "label_offset_x"):
+            _check(abs(getattr(self, key)) <= 8, f"evaluate.{key}", "must be in [-8, 8] pixels")
         _check(self.min_size >= 0, "evaluate.min_size", "must be >= 0")
         _check(0 <= self.border_px <= 16, "evaluate.border_px", "must be in 0..16")
         _check(0 < self.neck_ratio <= 1, "evaluate.neck_ratio", "must be in (0, 1]")

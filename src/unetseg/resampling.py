@@ -7,10 +7,9 @@ resampled with interpolation, instance masks by nearest neighbour (ids are kept)
 probability maps are brought back to the original grid before thresholding, so
 instances and metrics are always computed at the original resolution.
 
-``prepare.label_offset_y`` / ``label_offset_x`` correct labels drawn a fixed sub-pixel
+``evaluate.label_offset_y`` / ``label_offset_x`` correct labels drawn a fixed sub-pixel
 distance off the structures they annotate (ISBI 2012 EM: about 0.6 px up and 0.2 px left
-of the membranes): every image, for training and for inference, is moved onto its labels'
-grid, so that flips and rotations no longer turn that offset into blur.
+of the membranes): the predicted maps are moved onto the labels before thresholding.
 """
 
 from __future__ import annotations
@@ -25,31 +24,16 @@ def scaled_shape(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
     return tuple(max(1, round(n * scale)) for n in shape[:2])  # type: ignore[return-value]
 
 
-def resample_image(image: np.ndarray, scale: float,
-                   offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """Move a ``(Y, X)`` intensity image by ``offset``, then resample it by ``scale``.
+def resample_image(image: np.ndarray, scale: float) -> np.ndarray:
+    """Resample a ``(Y, X)`` intensity image by ``scale``, keeping its integer dtype.
 
-    Parameters
-    ----------
-    image : (Y, X) integer or float array.
-    scale : resampling factor; linear interpolation, with Gaussian anti-aliasing when
-        shrinking.
-    offset : ``(dy, dx)`` in pixels of ``image``: content at ``(y, x)`` moves to
-        ``(y + dy, x + dx)`` (cubic spline, edge values repeated).
-
-    Returns
-    -------
-    (round(Y * scale), round(X * scale)) array of ``image``'s dtype; integer values are
-    rounded and clipped to the dtype's range. ``scale == 1`` with no offset returns the input.
+    Linear interpolation, with Gaussian anti-aliasing when shrinking; values are
+    rounded and clipped to the dtype's range. ``scale == 1`` returns the input.
     """
-    if scale == 1 and not any(offset):
+    if scale == 1:
         return image
-    out = image.astype(np.float64)
-    if any(offset):
-        out = ndi.shift(out, offset, order=3, mode="nearest")
-    if scale != 1:
-        out = resize(out, scaled_shape(image.shape, scale), order=1, preserve_range=True,
-                     anti_aliasing=scale < 1, mode="reflect")
+    out = resize(image, scaled_shape(image.shape, scale), order=1, preserve_range=True,
+                 anti_aliasing=scale < 1, mode="reflect")
     if np.issubdtype(image.dtype, np.integer):
         info = np.iinfo(image.dtype)
         return np.clip(np.rint(out), info.min, info.max).astype(image.dtype)
@@ -76,6 +60,17 @@ def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def shift_map(values: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
+    """Move a ``(Y, X)`` float map by ``offset = (dy, dx)`` pixels, as float32.
+
+    Content at ``(y, x)`` moves to ``(y + dy, x + dx)`` (linear interpolation, edge values
+    repeated). No offset returns the input.
+    """
+    if not any(offset):
+        return values
+    return ndi.shift(values.astype(np.float32, copy=False), offset, order=1, mode="nearest")
+
+
 def offset_grid(max_px: float = 1.0, step: float = 0.25) -> np.ndarray:
     """``(K, 2)`` float64 ``(dy, dx)`` offsets on a square grid within ``±max_px``.
 
@@ -93,7 +88,7 @@ def offset_errors(prob: np.ndarray, foreground: np.ndarray, threshold: float,
 
     Summed over images, the offset with the fewest errors is how far the labels sit from
     where the network draws their structures: a systematic annotation offset, which
-    ``prepare.label_offset_y`` / ``label_offset_x`` correct.
+    ``evaluate.label_offset_y`` / ``label_offset_x`` correct.
 
     Parameters
     ----------
@@ -112,6 +107,5 @@ def offset_errors(prob: np.ndarray, foreground: np.ndarray, threshold: float,
     m = int(np.ceil(np.abs(offsets).max())) if len(offsets) else 0
     inner = tuple(slice(m, n - m) for n in prob.shape)
     ref = foreground[inner]
-    p = prob.astype(np.float32, copy=False)
-    return np.array([np.count_nonzero((ndi.shift(p, o, order=1, mode="nearest")[inner]
-                                       > threshold) != ref) for o in offsets], dtype=np.int64)
+    return np.array([np.count_nonzero((shift_map(prob, o)[inner] > threshold) != ref)
+                     for o in offsets], dtype=np.int64)
