@@ -62,10 +62,13 @@ def main(argv: list[str] | None = None) -> None:
                             work.shape)
             maps = predict_maps(model, normalize(work), grid, tta=e.tta,
                                 batch_size=e.batch_size, blend=blend)
-            prob = shift_map(resize_probability(maps[..., 0], s.mask.shape), e.label_offset)
-            distance = (shift_map(resize_probability(maps[..., 1], s.mask.shape),
-                                  e.label_offset) * (clip / scale)
-                        if e.instances == "distance" else None)
+
+            def on_labels(channel: int) -> np.ndarray:
+                return shift_map(resize_probability(maps[..., channel], s.mask.shape),
+                                 e.label_offset)
+
+            prob = on_labels(0)
+            distance = on_labels(1) * (clip / scale) if e.instances == "distance" else None
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
                                      method=e.instances, border_px=e.border_px,
                                      neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
