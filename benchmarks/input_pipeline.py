@@ -12,7 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import unetseg  # noqa: F401  (first: it sets TensorFlow's CPU options)
+from unetseg.runtime import configure_backend
+
+configure_backend()
 import keras
 import numpy as np
 

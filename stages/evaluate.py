@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-import unetseg  # noqa: F401  (first: it sets TensorFlow's CPU options)
+from unetseg.runtime import configure_backend
+
+configure_backend()
 import keras
 import numpy as np
 from tqdm import tqdm

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-import unetseg  # noqa: F401  (before any test imports keras: it sets TensorFlow's CPU options)
+from unetseg.runtime import configure_backend
+
+configure_backend()  # before any test imports keras
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["src", "stages", "params.yaml", "dvc.yaml", "pyproject.toml", ".gitignore",

@@ -133,3 +133,10 @@ def test_stages_ask_tensorflow_for_onednn_before_it_loads(stage, user, expected)
     out = subprocess.run([sys.executable, "-c", _TF_SEES, str(ROOT / "stages" / f"{stage}.py")],
                          env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == expected
+
+
+def test_importing_the_package_sets_no_environment_variable():
+    code = ("import os; before = dict(os.environ); import unetseg, unetseg.config; "
+            "print(sorted(set(os.environ.items()) ^ set(before.items())))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
