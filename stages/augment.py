@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         with atomic_path(args.out) as tmp, TileWriter(tmp, n_tiles, in_size, out_size,
                                                       {"augment": dataclasses.asdict(a),
-                                                       "target": target_kw}) as writer:
+                                                       "target": target_kw,
+                                                       "prepare": reader.attr("params")}) as writer:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 results = pool.imap(build_tiles, jobs()) if workers > 1 else map(build_tiles, jobs())
                 for i, per_copy in enumerate(tqdm(results, total=len(reader), desc="augment",

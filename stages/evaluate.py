@@ -1,96 +1,63 @@
-"""evaluate: overlap-tile inference on the test split -> instance masks, metrics, overlays."""
+"""evaluate: segment the test split with the trained model -> instance masks, metrics, overlays.
+
+The complete model card (the network's card plus the post-processing scored here and its
+scores) is written to ``--card-out``, which ``unetseg predict`` reads.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from unetseg.runtime import configure_backend
 
 configure_backend()
-import keras
-import numpy as np
-from tqdm import tqdm
 
-from unetseg import cli
-from unetseg.config import PrepareParams, load_params
-from unetseg.ctc import prediction_name
-from unetseg.files import atomic_path
-from unetseg.images import write_png, write_tif
-from unetseg.errors import InputError
-from unetseg.inference import predict_maps
-from unetseg.instances import label_instances
-from unetseg.metrics import aggregate, evaluate_pair
-from unetseg.overlays import outline_overlay, write_rgb_png
-from unetseg.resampling import (offset_errors, offset_grid, resample_image, resize_probability,
-                                shift_map)
-from unetseg.store import PreparedReader
-from unetseg.tileset import normalize
-from unetseg.tiling import TileGrid
+from tqdm import tqdm  # noqa: E402
+
+from unetseg import cli  # noqa: E402
+from unetseg.card import read_card, write_card  # noqa: E402
+from unetseg.config import load_params  # noqa: E402
+from unetseg.evaluation import Evaluation  # noqa: E402
+from unetseg.files import atomic_path  # noqa: E402
+from unetseg.images import write_mask  # noqa: E402
+from unetseg.ctc import prediction_name  # noqa: E402
+from unetseg.overlays import outline_overlay, write_rgb_png  # noqa: E402
+from unetseg.segment import Segmenter, load_weights  # noqa: E402
+from unetseg.store import PreparedReader  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = cli.stage_parser(__doc__)
     parser.add_argument("--prepared", type=Path, required=True, help="prepared test.h5")
     parser.add_argument("--model", type=Path, required=True, help="trained .keras model")
-    parser.add_argument("--config", type=Path, required=True, help="model config JSON")
+    parser.add_argument("--card", type=Path, required=True, help="the network's model card")
+    parser.add_argument("--card-out", type=Path, required=True, help="output complete model card")
     parser.add_argument("--out", type=Path, required=True, help="predictions folder")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (overlays, per-image)")
     args = parser.parse_args(argv)
     e = load_params(args.params).evaluate
-    config = json.loads(args.config.read_text())
-    model = keras.saving.load_model(args.model, compile=False)
-    blend = config["model"]["padding"] == "same"
-    clip = float(config.get("distance_clip", 0.0))
-    if e.instances == "distance" and not (clip > 0 and model.output_shape[-1] > 2):
-        raise InputError(f"evaluate.instances: 'distance' needs a model with a distance head, "
-                         f"and {args.model} has none (train it with train.distance_weight > 0)")
-    results, per_image = [], []
-    offsets = offset_grid()
-    shifted_errors = np.zeros(len(offsets), dtype=np.int64)
+    card = read_card(args.card)
+    segmenter = Segmenter(load_weights(args.model), card, e)
+    evaluation = Evaluation(e.threshold)
     with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
             atomic_path(args.plots) as plots:
-        in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
-        made_with = PrepareParams(**reader.attr("params"))
-        tiles, scale = reader.tiles, made_with.scale
         (out / "test").mkdir(parents=True)
         (plots / "overlays").mkdir(parents=True)
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
                                    disable=None)):
-            work = resample_image(s.image, scale)
-            grid = TileGrid(in_size, out_size, tiles[tiles[:, 0] == i, 1:].astype(np.int64),
-                            work.shape)
-            maps = predict_maps(model, normalize(work), grid, tta=e.tta,
-                                batch_size=e.batch_size, blend=blend)
-
-            def on_labels(channel: int) -> np.ndarray:
-                return shift_map(resize_probability(maps[..., channel], s.mask.shape),
-                                 e.label_offset)
-
-            prob = on_labels(0)
-            distance = on_labels(1) * (clip / scale) if e.instances == "distance" else None
-            labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
-                                     method=e.instances, border_px=e.border_px,
-                                     neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
-                                     restore_px=made_with.erode_px / scale, distance=distance)
-            result = evaluate_pair(s.mask, labels)
-            shifted_errors += offset_errors(prob, s.mask > 0, e.threshold, offsets)
-            results.append(result)
-            per_image.append({"name": s.name, **{k: round(float(result[k]), 5)
-                                                 for k in ("seg", "iou", "dice")}})
-            target = out / "test" / prediction_name(s.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_png(target, labels) if target.suffix == ".png" else write_tif(target, labels)
+            maps = segmenter.maps(s.image)
+            labels = segmenter.label(maps)
+            evaluation.add(s.name, s.mask, labels, maps[..., 0])
+            write_mask(out / "test" / prediction_name(s.name), labels)
             if i < e.n_overlays:
                 write_rgb_png(plots / "overlays" / f"{s.name}.png",
                               outline_overlay(s.image, s.mask, labels))
-        cli.write_json(plots / "per_image.json", per_image)
-    summary = aggregate(results)
-    summary["offset_y"], summary["offset_x"] = map(float, offsets[np.argmin(shifted_errors)])
-    cli.write_json(args.metrics, {k: (round(v, 6) if isinstance(v, float) else v)
-                                  for k, v in summary.items()})
+        cli.write_json(plots / "per_image.json", evaluation.per_image)
+    summary = evaluation.summary()
+    cli.write_json(args.metrics, summary)
+    write_card(args.card_out, card.evaluated(e, {k: summary[k] for k in evaluation.SCORES}))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ configure_backend()
 import keras
 
 from unetseg import cli
-from unetseg.config import load_params
+from unetseg.card import network_card, write_card
+from unetseg.config import PrepareParams, load_params
 from unetseg.data import (TileBatches, contact_tiles, oversample, split_by_sample,
                           weighted_tiles)
 from unetseg.errors import InputError
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = cli.stage_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="augmented tile store")
     parser.add_argument("--model", type=Path, required=True, help="output .keras model")
-    parser.add_argument("--config", type=Path, required=True, help="output model config JSON")
+    parser.add_argument("--card", type=Path, required=True, help="output model card JSON")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder (plots)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="resume checkpoint folder")
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"model.tile_size gives {m.tile_size}->{m.out_size}; re-run prepare")
         if len(reader) == 0:
             raise InputError(f"{args.data}: no training tiles")
+        prepare = reader.attr("prepare")
         train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
         keep_train, keep_val = weighted_tiles(reader, train_idx), weighted_tiles(reader, val_idx)
         n_unweighted = int((~keep_train).sum() + (~keep_val).sum())
@@ -73,20 +75,12 @@ def main(argv: list[str] | None = None) -> None:
     with distribution_scope(p.strategy) as replicas:
         model = compiled_model(m, p, steps_per_epoch=len(train))
         state = fit(model, train, val, p, args.checkpoint, state, make_live)
-    output = "logits (B, out, out, 2); softmax channel 1 = cell"
-    if clip:
-        output = ("logits (B, out, out, 3); softmax of channels 0-1: channel 1 = cell; sigmoid of "
-                  f"channel 2 = distance to background / {clip:g} px, clipped at 1")
-    config = {"model": dataclasses.asdict(m), "out_size": m.out_size, "n_classes": 2,
-              "distance_clip": clip,
-              "input": "percentile-normalised (1, 99.8) grayscale, (B, tile, tile, 1) float32",
-              "output": output,
-              "train": dataclasses.asdict(p), "backend": keras.backend.backend(),
-              "keras": keras.__version__, "replicas": replicas, "epochs_done": state.epoch}
+    card = network_card(m, p, PrepareParams(**prepare), distance_clip=clip,
+                        backend=keras.backend.backend(), replicas=replicas, epochs=state.epoch)
     with atomic_path(args.model) as tmp:
         model.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").rename(tmp)
-    cli.write_json(args.config, config)
+    write_card(args.card, card)
     history = state.history or {}
     cli.write_json(args.metrics, {
         "loss": round(history["loss"][-1], 6) if "loss" in history else None,

@@ -61,11 +61,9 @@ class Project:
         self.run("git", "commit", "-q", "-m", message)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    """This project's code and pipeline, tiny params, committed in a fresh git repo."""
-    dest = tmp_path / "proj"
-    dest.mkdir()
+def copy_project(dest: Path) -> Project:
+    """This project's code and pipeline copied to ``dest``, in a fresh git repo (uncommitted)."""
+    dest.mkdir(parents=True)
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
@@ -75,6 +73,13 @@ def project(tmp_path: Path) -> Project:
             shutil.copy2(src, dest / name)
     proj = Project(dest)
     proj.run("git", "init", "-q", "-b", "main")
+    return proj
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """This project's code and pipeline, tiny params, committed in a fresh git repo."""
+    proj = copy_project(tmp_path / "proj")
     proj.set_params(TINY)
     proj.commit("tiny project")
     return proj

@@ -211,3 +211,47 @@ def test_check_mask_rejects_rgb_negative_and_too_large() -> None:
     _input_error(check_mask, "m", np.zeros((4, 4, 3), np.uint8), match="colour channels")
     _input_error(check_mask, "m", np.array([[0, -2]], np.int32), match="negative ids")
     _input_error(check_mask, "m", np.array([[0, 65536]], np.int32), match="exceed 65535")
+
+
+def test_to_gray_takes_luminance_and_keeps_the_dtype():
+    from unetseg.images import to_gray
+
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    rgb[..., 1] = 200
+    gray = to_gray(rgb)
+    assert gray.dtype == np.uint8 and gray.shape == (2, 3)
+    assert (gray == round(0.7154 * 200)).all()
+    assert to_gray(np.dstack([rgb[..., 1], rgb[..., 0]])).tolist() == rgb[..., 1].tolist()
+    assert to_gray(rgb[..., 1]) is not None and to_gray(rgb[..., 1]).shape == (2, 3)
+
+
+def test_probe_reads_the_shape_from_the_header_only(tmp_path):
+    from unetseg.images import probe_image
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((1, 30, 40), np.uint16))
+    assert probe_image(tmp_path / "a.tif") == (30, 40)
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 30, 40), np.uint8))
+    with pytest.raises(InputError, match="3-D"):
+        probe_image(tmp_path / "stack.tif")
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(tmp_path / "rgb.png")
+    assert probe_image(tmp_path / "rgb.png", colour=True) == (5, 6, 3)
+    with pytest.raises(InputError, match="colour channels"):
+        probe_image(tmp_path / "rgb.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="bad.png: cannot read image"):
+        probe_image(tmp_path / "bad.png")
+
+
+def test_masks_and_probabilities_are_written_whole(tmp_path):
+    from unetseg.images import write_mask, write_probability
+
+    labels = np.arange(20, dtype=np.uint16).reshape(4, 5)
+    write_mask(tmp_path / "a" / "m.tif", labels)
+    write_mask(tmp_path / "a" / "m.png", labels)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a" / "m.tif"), labels)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a" / "m.png")), labels)
+    write_probability(tmp_path / "p.tif", labels / 20)
+    assert tifffile.imread(tmp_path / "p.tif").dtype == np.float32
+    with pytest.raises(ValueError):
+        write_mask(tmp_path / "b.tif", np.zeros((2, 2, 2), np.uint16))
+    assert not (tmp_path / "b.tif").exists() and not list(tmp_path.glob(".b.tif*"))

@@ -105,8 +105,9 @@ def test_distance_head_trains_and_seeds_the_instances(project):
     project.set_params({"train": {"distance_weight": 1.0, "distance_clip": 8.0},
                         "evaluate": {"instances": "distance"}})
     project.run("dvc", "repro")
-    config = json.loads((project.path / "models" / "config.json").read_text())
-    assert config["distance_clip"] == 8.0 and "channel 2" in config["output"]
+    card = json.loads((project.path / "models" / "card.json").read_text())
+    assert card["distance_clip"] == 8.0 and "distance" in card["channels"][2]
+    assert card["evaluate"]["instances"] == "distance"
     probe = ("import keras; m = keras.saving.load_model('models/model.keras', compile=False); "
              "print(m.output_shape[-1])")
     assert project.run("python", "-c", probe).stdout.split()[-1] == "3"

@@ -230,7 +230,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"unsupported type for {key}: {hint}")
 
 
-def _build_section(name: str, cls: type, raw: Any) -> Any:
+def _build_section(name: str, cls: type, raw: Any, complete: bool = False) -> Any:
     if raw is None:
         raw = {}
     _check(isinstance(raw, dict), name, "must be a mapping of keys to values")
@@ -238,9 +238,20 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         _check(key in known, f"{name}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+    missing = sorted(known - set(raw)) if complete else []
+    _check(not missing, name, f"missing key(s) {', '.join(missing)}")
     section = cls(**{k: _coerce(f"{name}.{k}", v, hints[k]) for k, v in raw.items()})
     section.validate()
     return section
+
+
+def section_from_dict(name: str, cls: type, raw: Any, *, complete: bool = False) -> Any:
+    """Build and validate one params section (e.g. :class:`ModelParams`) from a mapping.
+
+    With ``complete`` every field must be present (as in a saved model card); otherwise
+    missing keys take their defaults. Unknown keys and bad values raise :class:`InputError`.
+    """
+    return _build_section(name, cls, raw, complete)
 
 
 def params_from_dict(raw: Any) -> Params:

@@ -117,4 +117,24 @@ def prediction_name(name: str) -> str:
     match = _NAME.match(name)
     if match is None:
         return f"{name}.png"
-    return f"{match.group(1)}_RES/mask{match.group(2)}.tif"
+    return result_name(match.group(1), match.group(2))
+
+
+def sequence_frames(folder: Path) -> dict[str, Path]:
+    """The raw frames ``tTTT.tif`` of one sequence folder ``NN/``: frame number -> file.
+
+    Numbers are kept as written (3 or 4 digits); the mapping is sorted by number.
+    """
+    frames = _files(Path(folder), _FRAME)
+    return dict(sorted(frames.items(), key=lambda item: int(item[0])))
+
+
+def is_sequence(folder: Path) -> bool:
+    """True when ``folder`` is named like a challenge sequence (``01``) and holds frames."""
+    folder = Path(folder)
+    return bool(_SEQUENCE.match(folder.name)) and folder.is_dir() and bool(sequence_frames(folder))
+
+
+def result_name(sequence: str, number: str) -> str:
+    """The challenge's result path of a frame's mask: ``("02", "010")`` -> ``02_RES/mask010.tif``."""
+    return f"{sequence}_RES/mask{number}.tif"

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from PIL import Image
+from skimage.color import rgb2gray
 
 from unetseg.errors import InputError
+from unetseg.files import atomic_path
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png")
@@ -29,12 +31,16 @@ def _reason(err: BaseException) -> str:
     return line or type(err).__name__
 
 
-def _frame_shape(path: str | os.PathLike[str], shape: tuple[int, ...]) -> tuple[int, int]:
-    """``shape`` without singleton leading/trailing axes; it must be a non-empty ``(Y, X)``."""
+def _frame_shape(path: str | os.PathLike[str], shape: tuple[int, ...],
+                 colour: bool = False) -> tuple[int, ...]:
+    """``shape`` without singleton leading/trailing axes; it must be a non-empty ``(Y, X)``
+    (or, with ``colour``, ``(Y, X, C)`` with 2-4 channels)."""
     while len(shape) > 2 and shape[0] == 1:
         shape = shape[1:]
     while len(shape) > 2 and shape[-1] == 1:
         shape = shape[:-1]
+    if colour and len(shape) == 3 and shape[-1] in (2, 3, 4) and 0 not in shape:
+        return shape
     if len(shape) == 3 and shape[-1] in (2, 3, 4):
         raise InputError(f"{path}: image has {shape[-1]} colour channels (shape {shape}); "
                          "expected a 2-D grayscale image")
@@ -46,18 +52,22 @@ def _frame_shape(path: str | os.PathLike[str], shape: tuple[int, ...]) -> tuple[
     return shape[0], shape[1]
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _tiff_series(path: Path, tif: tifffile.TiffFile, colour: bool) -> tifffile.TiffPageSeries:
+    if not tif.series:
+        raise ValueError("no image data")
+    if len(tif.series) > 1:
+        raise InputError(f"{path}: file holds {len(tif.series)} images; expected one 2-D frame")
+    series = tif.series[0]
+    shape = tuple(int(n) for n in series.shape)
+    _frame_shape(path, shape, colour)
+    if int(np.prod(shape)) * np.dtype(series.dtype).itemsize > MAX_BYTES:
+        raise InputError(f"{path}: image of shape {shape} is larger than 2 GiB")
+    return series
+
+
+def _read_tiff(path: Path, colour: bool = False) -> np.ndarray:
     with tifffile.TiffFile(path) as tif:
-        if not tif.series:
-            raise ValueError("no image data")
-        if len(tif.series) > 1:
-            raise InputError(f"{path}: file holds {len(tif.series)} images; expected one 2-D frame")
-        series = tif.series[0]
-        shape = tuple(int(n) for n in series.shape)
-        _frame_shape(path, shape)
-        if int(np.prod(shape)) * np.dtype(series.dtype).itemsize > MAX_BYTES:
-            raise InputError(f"{path}: image of shape {shape} is larger than 2 GiB")
-        return series.asarray()
+        return _tiff_series(path, tif, colour).asarray()
 
 
 def _read_pil(path: Path) -> np.ndarray:
@@ -68,10 +78,11 @@ def _read_pil(path: Path) -> np.ndarray:
         return np.asarray(image)
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+def read_image(path: str | os.PathLike[str], colour: bool = False) -> np.ndarray:
     """Read one 2-D image from a ``.tif``/``.tiff`` (tifffile, LZW via imagecodecs) or ``.png``.
 
-    Singleton leading or trailing axes (``(1, Y, X)``, ``(Y, X, 1)``) are squeezed.
+    Singleton leading or trailing axes (``(1, Y, X)``, ``(Y, X, 1)``) are squeezed. With
+    ``colour``, ``(Y, X, C)`` images with 2-4 channels pass too (see :func:`to_gray`).
     The pixel values are returned as stored; :func:`check_image` and
     :func:`check_mask` judge them.
 
@@ -92,7 +103,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise InputError(f"{path}: unsupported image format {path.suffix!r} "
                          f"(expected {', '.join(IMAGE_SUFFIXES)})")
     try:
-        array = _read_tiff(path) if suffix in TIFF_SUFFIXES else _read_pil(path)
+        array = _read_tiff(path, colour) if suffix in TIFF_SUFFIXES else _read_pil(path)
     except InputError:
         raise
     except Exception as err:  # noqa: BLE001 - decoders raise many types on malformed input
@@ -100,8 +111,58 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise InputError(f"{path}: unsupported pixel type {array.dtype}")
-    shape = _frame_shape(path, tuple(array.shape))
+    shape = _frame_shape(path, tuple(array.shape), colour)
     return array.reshape(shape).astype(array.dtype.newbyteorder("="), copy=False)
+
+
+def probe_image(path: str | os.PathLike[str], colour: bool = False) -> tuple[int, ...]:
+    """The shape of the image in ``path`` from its header, without decoding the pixels.
+
+    Catches what :func:`read_image` refuses from the header alone (a missing or non-image
+    file, a stack, too many channels), so that a batch can be checked before any output
+    is written. Truncated pixel data is only found by :func:`read_image`.
+
+    Raises
+    ------
+    InputError
+        As :func:`read_image`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: unsupported image format {path.suffix!r} "
+                         f"(expected {', '.join(IMAGE_SUFFIXES)})")
+    try:
+        if suffix in TIFF_SUFFIXES:
+            with tifffile.TiffFile(path) as tif:
+                shape = tuple(int(n) for n in _tiff_series(path, tif, colour).shape)
+        else:
+            with Image.open(path, formats=["PNG"]) as image:
+                bands = len(image.getbands())
+                shape = (image.height, image.width) + ((bands,) if bands > 1 else ())
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - decoders raise many types on malformed input
+        raise InputError(f"{path}: cannot read image: {_reason(err)}") from None
+    return _frame_shape(path, shape, colour)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """A ``(Y, X)`` grayscale version of a ``(Y, X, C)`` colour image, in the same dtype.
+
+    RGB(A) becomes its luminance (``skimage.color.rgb2gray``, ITU-R BT.709 weights; alpha
+    dropped); gray + alpha keeps the gray channel. ``(Y, X)`` images pass unchanged.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.shape[-1] == 2:
+        return image[..., 0]
+    gray = rgb2gray(image[..., :3])
+    if image.dtype.kind in "iu":
+        info = np.iinfo(image.dtype)
+        return np.clip(np.rint(gray * info.max), info.min, info.max).astype(image.dtype)
+    return gray.astype(image.dtype)
 
 
 def read_png(path: str | os.PathLike[str]) -> np.ndarray:
@@ -255,3 +316,26 @@ def write_tif(path: str | os.PathLike[str], labels: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(path, labels.astype(np.uint16), compression="zlib", photometric="minisblack",
                      metadata=None, software=False)
+
+
+def write_mask(path: str | os.PathLike[str], labels: np.ndarray) -> None:
+    """Save ``(Y, X)`` instance labels as 16-bit TIFF or PNG, by ``path``'s suffix, atomically.
+
+    The file appears complete or not at all (written to a temporary name, then renamed).
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".png":
+            write_png(tmp, np.asarray(labels, dtype=np.uint16))
+        else:
+            write_tif(tmp, labels)
+
+
+def write_probability(path: str | os.PathLike[str], prob: np.ndarray) -> None:
+    """Save a ``(Y, X)`` probability map as a zlib-compressed float32 TIFF, atomically."""
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.ndim != 2:
+        raise ValueError(f"expected a 2-D probability map, got shape {prob.shape}")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, prob, compression="zlib", photometric="minisblack", metadata=None,
+                         software=False)

@@ -8,6 +8,8 @@ import numpy as np
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
+from unetseg.files import atomic_path
+
 
 def outline_overlay(image: np.ndarray, reference: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """An ``(Y, X, 3)`` uint8 RGB picture: the image in gray, reference outlines in green,
@@ -28,5 +30,6 @@ def outline_overlay(image: np.ndarray, reference: np.ndarray, predicted: np.ndar
 
 
 def write_rgb_png(path: Path, rgb: np.ndarray) -> None:
-    """Save an ``(Y, X, 3)`` uint8 picture as PNG (no metadata, deterministic bytes)."""
-    Image.fromarray(rgb, mode="RGB").save(path, format="PNG", optimize=False)
+    """Save an ``(Y, X, 3)`` uint8 picture as PNG (no metadata, deterministic bytes), atomically."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb, mode="RGB").save(tmp, format="PNG", optimize=False)

@@ -13,7 +13,12 @@ from unetseg.targets import training_target
 from unetseg.tiling import TileGrid, extract_tiles, mirror_pad
 
 
-def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+NORMALIZE_PERCENTILES = (1.0, 99.8)
+"""Percentiles of an image that :func:`normalize` maps to 0 and 1."""
+
+
+def normalize(image: np.ndarray, low: float = NORMALIZE_PERCENTILES[0],
+              high: float = NORMALIZE_PERCENTILES[1]) -> np.ndarray:
     """Percentile-normalise a ``(Y, X)`` image to float32, ~[0, 1] between the percentiles.
 
     Robust to 8/16-bit sources and outliers (the CSBDeep/StarDist convention).

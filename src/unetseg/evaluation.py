@@ -1,0 +1,62 @@
+"""Scoring a test split: per-image and pooled metrics, and the offset the labels sit at."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unetseg.metrics import aggregate, evaluate_pair
+from unetseg.resampling import offset_errors, offset_grid
+
+
+class Evaluation:
+    """Accumulate test images one at a time; :meth:`summary` gives ``metrics/evaluate.json``.
+
+    Parameters
+    ----------
+    threshold : the probability cut-off, for the label-offset estimate.
+    """
+
+    SCORES = ("seg", "iou", "dice", "pixel_error", "rand_error")
+    """Pooled scores a model card records."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.results: list[dict] = []
+        self.per_image: list[dict[str, float | str]] = []
+        self._offsets = offset_grid()
+        self._errors = np.zeros(len(self._offsets), dtype=np.int64)
+
+    def add(self, name: str, reference: np.ndarray, labels: np.ndarray,
+            prob: np.ndarray) -> dict:
+        """Score one image.
+
+        Parameters
+        ----------
+        name : the image's name (for ``per_image``).
+        reference, labels : ``(Y, X)`` integer instance labels (GT and prediction).
+        prob : ``(Y, X)`` float32 cell probability the labels came from.
+
+        Returns
+        -------
+        The image's :func:`unetseg.metrics.evaluate_pair` result.
+        """
+        result = evaluate_pair(reference, labels)
+        self._errors += offset_errors(prob, reference > 0, self.threshold, self._offsets)
+        self.results.append(result)
+        self.per_image.append({"name": name, **{k: round(float(result[k]), 5)
+                                                for k in ("seg", "iou", "dice")}})
+        return result
+
+    def summary(self) -> dict[str, float | int]:
+        """Pooled metrics (:func:`unetseg.metrics.aggregate`, floats rounded to 6 digits) plus
+        ``offset_y`` / ``offset_x``: the shift of the probability maps that best fits the labels.
+
+        Raises
+        ------
+        ValueError
+            If no image was added.
+        """
+        summary = aggregate(self.results)
+        summary["offset_y"], summary["offset_x"] = map(
+            float, self._offsets[np.argmin(self._errors)])
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in summary.items()}

@@ -1,0 +1,162 @@
+"""Segment whole images with a trained model folder: the one API behind evaluate and predict.
+
+The chain (paper Sec. 2, Fig. 2): resample by the card's ``prepare.scale`` → percentile
+normalisation → overlap tiles with mirrored borders → network → stitch → back to the
+image grid → label offset → threshold → instances. Tiles are predicted a batch at a
+time and stitched as they come, so memory grows with the image, not with the tiles.
+
+>>> seg = Segmenter.load("models")                        # doctest: +SKIP
+>>> labels = seg.segment(image)                           # doctest: +SKIP
+>>> labels, prob = seg.segment(image, probability=True)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import keras
+import numpy as np
+
+from unetseg.card import WEIGHTS_FILE, ModelCard, read_model_folder
+from unetseg.config import EvaluateParams
+from unetseg.errors import InputError
+from unetseg.inference import predict_maps
+from unetseg.instances import label_instances
+from unetseg.resampling import resample_image, resize_probability, scaled_shape, shift_map
+from unetseg.tileset import normalize
+from unetseg.tiling import TileGrid, tile_grid
+
+
+def load_weights(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` model for inference (``safe_mode=True``: no code runs from the file).
+
+    Raises
+    ------
+    InputError
+        ``"<path>: ..."`` when the file is missing or cannot be loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types on a damaged file
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise InputError(f"{path}: cannot load model: {reason}") from None
+
+
+class Segmenter:
+    """A trained network and its card, ready to turn ``(Y, X)`` images into instance labels.
+
+    Parameters
+    ----------
+    model : the network (``(B, in, in, 1)`` → ``(B, out, out, C)`` logits).
+    card : its model card; its ``evaluate`` section is the default post-processing.
+    postprocess : post-processing to use instead of the card's (e.g. evaluate's params).
+
+    Raises
+    ------
+    InputError
+        When the network does not match the card, when no post-processing is known, or
+        when ``instances="distance"`` is asked of a network without a distance head.
+    """
+
+    def __init__(self, model: keras.Model, card: ModelCard,
+                 postprocess: EvaluateParams | None = None) -> None:
+        postprocess = postprocess or card.postprocess()
+        if model.output_shape[-1] != len(card.channels):
+            raise InputError(f"the network has {model.output_shape[-1]} output channels but "
+                             f"its card describes {len(card.channels)}")
+        if postprocess.instances == "distance" and not card.has_distance:
+            raise InputError("instances 'distance' needs a model with a distance head "
+                             "(trained with train.distance_weight > 0); this one has none")
+        self.model, self.card, self.postprocess = model, card, postprocess
+
+    @classmethod
+    def load(cls, model_dir: str | Path, **overrides: Any) -> Segmenter:
+        """Load ``model_dir/model.keras`` and ``model_dir/card.json`` (once).
+
+        ``overrides`` replace post-processing fields of the card (``threshold``, ``tta``,
+        ``min_size``, ``instances``, ...); they are validated like params.
+
+        Raises
+        ------
+        InputError
+            A missing folder, card or weights, a card that cannot be read, or bad overrides.
+        """
+        card = read_model_folder(model_dir)
+        postprocess = card.postprocess(**overrides)
+        return cls(load_weights(Path(model_dir) / WEIGHTS_FILE), card, postprocess)
+
+    def grid(self, shape: tuple[int, int]) -> TileGrid:
+        """The tiles of an image of ``shape`` ``(Y, X)`` on the network's (resampled) grid."""
+        c = self.card
+        return tile_grid(scaled_shape(shape, c.prepare.scale), c.model.tile_size, c.out_size,
+                         c.step)
+
+    def maps(self, image: np.ndarray) -> np.ndarray:
+        """Per-pixel network outputs of one whole image, on the image's own grid.
+
+        Parameters
+        ----------
+        image : ``(Y, X)`` grayscale image of any real dtype (8/16-bit or float).
+
+        Returns
+        -------
+        ``(Y, X, K)`` float32: channel 0 the cell probability; for a model with a distance
+        head (``K = 2``) channel 1 the predicted distance to background in image pixels.
+        Both are moved by the post-processing's label offset.
+        """
+        image = _check_image(image)
+        c, p = self.card, self.postprocess
+        work = normalize(resample_image(image, c.prepare.scale), *c.normalize_percentiles)
+        maps = predict_maps(self.model, work, self.grid(image.shape), tta=p.tta,
+                            batch_size=p.batch_size, blend=c.model.padding == "same")
+        del work
+        out = np.empty((*image.shape, maps.shape[-1]), dtype=np.float32)
+        for k in range(maps.shape[-1]):
+            out[..., k] = shift_map(resize_probability(maps[..., k], image.shape), p.label_offset)
+        if maps.shape[-1] > 1:
+            out[..., 1] *= c.distance_clip / c.prepare.scale
+        return out
+
+    @overload
+    def segment(self, image: np.ndarray, *, probability: Literal[False] = ...) -> np.ndarray: ...
+
+    @overload
+    def segment(self, image: np.ndarray, *,
+                probability: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def segment(self, image: np.ndarray, *,
+                probability: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Instance labels of one ``(Y, X)`` image (and its cell probability when asked).
+
+        Returns
+        -------
+        labels : ``(Y, X)`` uint16, 0 = background, objects 1..n.
+        prob : ``(Y, X)`` float32 cell probability in [0, 1], with ``probability=True``.
+        """
+        maps = self.maps(image)
+        labels = self.label(maps)
+        return (labels, maps[..., 0]) if probability else labels
+
+    def label(self, maps: np.ndarray) -> np.ndarray:
+        """Instance labels ``(Y, X)`` uint16 from :meth:`maps`' output, by the post-processing."""
+        p = self.postprocess
+        return label_instances(maps[..., 0], threshold=p.threshold, min_size=p.min_size,
+                               method=p.instances, border_px=p.border_px,
+                               neck_ratio=p.neck_ratio, fill_holes=p.fill_holes,
+                               restore_px=self.card.prepare.erode_px / self.card.prepare.scale,
+                               distance=maps[..., 1] if p.instances == "distance" else None)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 2 or 0 in image.shape:
+        raise InputError(f"expected a non-empty 2-D (Y, X) image, got shape {image.shape}")
+    if image.dtype.kind not in "biuf":
+        raise InputError(f"unsupported pixel type {image.dtype}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise InputError("image contains NaN or infinite values")
+    return image.astype(np.uint8) if image.dtype == np.bool_ else image

@@ -1,0 +1,85 @@
+"""The segmentation API on synthetic images with small random-weight networks."""
+
+import numpy as np
+import pytest
+
+from unetseg.card import network_card
+from unetseg.config import EvaluateParams, ModelParams, PrepareParams, TrainParams
+from unetseg.errors import InputError
+from unetseg.models import build_model
+from unetseg.segment import Segmenter
+from unetseg.synthetic import generate
+from unetseg.tiling import input_size_for
+
+
+def _segmenter(tile=60, *, scale=1.0, distance=0.0, padding="valid", weights=None, **post):
+    m = ModelParams(depth=2, base_filters=4, tile_size=tile, padding=padding, dropout=0.0)
+    model = build_model(m.arch, depth=2, base_filters=4, padding=padding, dropout=0.0,
+                        input_size=tile, n_classes=3 if distance else 2)
+    if weights is None:
+        rng = np.random.default_rng(0)
+        weights = [rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()]
+    model.set_weights(weights)
+    card = network_card(m, TrainParams(), PrepareParams(scale=scale), distance_clip=distance,
+                        backend="tensorflow", replicas=1, epochs=1)
+    return Segmenter(model, card.evaluated(EvaluateParams(**post), {}))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("shape", [(37, 53), (130, 75)])
+def test_any_size_and_dtype_gives_labels_of_the_image_shape(dtype, shape):
+    rng = np.random.default_rng(1)
+    image = (rng.random(shape) * (200 if dtype == np.uint8 else 4000)).astype(dtype)
+    seg = _segmenter(threshold=0.3, min_size=0)
+    labels, prob = seg.segment(image, probability=True)
+    assert labels.shape == prob.shape == shape
+    assert labels.dtype == np.uint16 and prob.dtype == np.float32
+    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    np.testing.assert_array_equal(seg.segment(image), labels)
+    ids = np.unique(labels[labels > 0])
+    np.testing.assert_array_equal(ids, np.arange(1, len(ids) + 1))
+
+
+def test_labels_follow_the_threshold_of_the_probability_map():
+    image = generate(1, 80, 90, 6, 0)[0].image
+    strict, loose = _segmenter(threshold=0.9, border_px=0, min_size=0, fill_holes=False), \
+        _segmenter(threshold=0.1, border_px=0, min_size=0, fill_holes=False)
+    labels, prob = strict.segment(image, probability=True)
+    np.testing.assert_array_equal(labels > 0, prob > 0.9)
+    assert (loose.segment(image) > 0).sum() >= (labels > 0).sum()
+
+
+def test_tiled_maps_equal_one_untiled_pass():
+    image = np.random.default_rng(2).random((90, 70)).astype(np.float32)
+    small = _segmenter(60)
+    big = _segmenter(input_size_for(100, 2, "valid"), weights=small.model.get_weights())
+    assert len(small.grid(image.shape).positions) > 4 and len(big.grid(image.shape).positions) == 1
+    np.testing.assert_allclose(small.maps(image), big.maps(image), atol=1e-5)
+
+
+def test_scaled_model_predicts_at_the_image_resolution():
+    image = np.random.default_rng(3).random((101, 64)).astype(np.float32)
+    seg = _segmenter(scale=0.5, min_size=0)
+    assert seg.grid(image.shape).image_shape == (50, 32)
+    assert seg.segment(image).shape == image.shape
+
+
+def test_distance_head_gives_a_second_map_in_pixels():
+    image = np.random.default_rng(4).random((50, 50)).astype(np.float32)
+    seg = _segmenter(distance=8.0, instances="distance")
+    maps = seg.maps(image)
+    assert maps.shape == (50, 50, 2) and 0 <= maps[..., 1].min() and maps[..., 1].max() <= 8.0
+    assert seg.segment(image).shape == image.shape
+
+
+def test_bad_images_and_mismatched_models_are_refused():
+    seg = _segmenter()
+    for bad, message in ((np.zeros((4, 5, 6)), "2-D"), (np.zeros((0, 5)), "2-D"),
+                         (np.full((9, 9), np.nan, np.float32), "NaN"),
+                         (np.zeros((9, 9), complex), "pixel type")):
+        with pytest.raises(InputError, match=message):
+            seg.segment(bad)
+    with pytest.raises(InputError, match="distance head"):
+        _segmenter(instances="distance")
+    with pytest.raises(InputError, match="output channels"):
+        Segmenter(_segmenter(distance=4.0).model, seg.card)
