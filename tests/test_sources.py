@@ -253,3 +253,18 @@ def test_real_isbi2012_em() -> None:
         assert s.image.shape == s.mask.shape == (512, 512)
         assert s.image.dtype == np.uint8 and s.mask.dtype == np.uint16
         assert s.mask.max() > 50
+
+
+def test_silver_truth_is_asked_of_ctc_datasets_only(tmp_path: Path) -> None:
+    folder = _ctc_folder(tmp_path / "ctc")
+    with pytest.raises(InputError, match="no silver-truth masks"):
+        read_samples(folder, "st")
+    em = tmp_path / "em" / "train"
+    for sub in ("image", "label"):
+        (em / sub).mkdir(parents=True)
+        stripes = np.arange(64).reshape(8, 8) % 2 * 255
+        tifffile.imwrite(em / sub / "0.tif", stripes.astype(np.uint8))
+    assert len(read_samples(em.parent)) == 1
+    with pytest.raises(InputError, match="EM dataset has no silver-truth masks") as info:
+        read_samples(em.parent, "st")
+    assert str(em.parent) in str(info.value) and "\n" not in str(info.value)

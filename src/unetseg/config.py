@@ -39,9 +39,17 @@ class IngestParams:
     test_sha256: str = ""
     test_fraction: float = 0.25
     seed: int = 0
+    annotations: Literal["gt", "st", "gt+st"] = "gt"
+    """CTC training masks: gt, st (silver truth), or gt+st (GT where a frame has one, else ST)."""
+    split_gap: int = 3
+    """Training frames within this many frames of a test frame of their sequence are left out."""
 
     def validate(self) -> None:
         _check(bool(self.source.strip()), "ingest.source", "must not be empty")
+        _check(0 <= self.split_gap <= 10000, "ingest.split_gap", "must be in 0..10000 frames")
+        _check(self.annotations == "gt" or self.source != "synthetic", "ingest.annotations",
+               f"{self.annotations!r} needs a Cell Tracking Challenge source with NN_ST/SEG masks; "
+               "synthetic data has ground truth only (use gt)")
         _check(0.0 <= self.test_fraction < 1.0, "ingest.test_fraction", "must be in [0, 1)")
         for key in ("sha256", "test_sha256"):
             value = getattr(self, key)

@@ -2,8 +2,10 @@
 
 The paper's cell experiments (Sec. 4, PhC-U373 and DIC-HeLa) use this layout. Only
 frames that have a SEG mask are training pairs; some SEG masks annotate only part
-of the cells and are taken as they are. Predictions go back out in the challenge's
-result layout, ``NN_RES/maskTTT.tif``.
+of the cells and are taken as they are. ``NN_ST/SEG/man_segTTT.tif`` holds the
+challenge's silver truth (computer-generated masks of every cell), read with
+``annotation="st"``. Predictions go back out in the challenge's result layout,
+``NN_RES/maskTTT.tif``.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from unetseg.dataset import Sample, paired_sample
+import numpy as np
+
+from unetseg.dataset import Annotation, Sample, paired_sample
 from unetseg.errors import InputError
 from unetseg.images import check_image, check_mask, read_image
 
 _SEQUENCE = re.compile(r"^(\d+)$")
-_GT = re.compile(r"^(\d+)_GT$")
+_TRUTH = {"gt": re.compile(r"^(\d+)_GT$"), "st": re.compile(r"^(\d+)_ST$")}
 _FRAME = re.compile(r"^t(\d{3,4})\.tiff?$", re.IGNORECASE)
 _MASK = re.compile(r"^man_seg(\d{3,4})\.tiff?$", re.IGNORECASE)
 _NAME = re.compile(r"^(\d+)_t(\d{3,4})$")
@@ -42,12 +46,13 @@ def _dirs(root: Path, pattern: re.Pattern[str]) -> dict[str, Path]:
 
 
 def looks_like_ctc(root: Path) -> bool:
-    """True when ``root`` holds an ``NN_GT/SEG`` folder or an ``NN/`` folder of ``tTTT.tif``."""
+    """True when ``root`` holds ``NN_GT/SEG`` or ``NN_ST/SEG`` folders or ``NN/tTTT.tif`` frames."""
     root = Path(root)
     if not root.is_dir():
         return False
     try:
-        if any((gt / "SEG").is_dir() for gt in _dirs(root, _GT).values()):
+        if any((truth / "SEG").is_dir() for pattern in _TRUTH.values()
+               for truth in _dirs(root, pattern).values()):
             return True
         return any(_FRAME.match(f.name) for seq in _dirs(root, _SEQUENCE).values()
                    for f in seq.iterdir())
@@ -55,35 +60,39 @@ def looks_like_ctc(root: Path) -> bool:
         return False
 
 
-def read_ctc(root: Path) -> list[Sample]:
-    """Read every annotated frame of a Cell Tracking Challenge 2D dataset folder.
+def read_ctc(root: Path, annotation: Annotation = "gt") -> list[Sample]:
+    """Read every frame of a Cell Tracking Challenge 2D dataset folder that has a mask.
 
     Parameters
     ----------
     root : folder holding ``NN/tTTT.tif`` raw frames and ``NN_GT/SEG/man_segTTT.tif``
-        instance masks (frame numbers 3 or 4 digits wide, as in the challenge).
+        (and/or ``NN_ST/SEG/man_segTTT.tif``) instance masks, frame numbers 3 or 4
+        digits wide, as in the challenge.
+    annotation : ``"gt"`` reads the ``NN_GT`` masks, ``"st"`` the silver-truth ``NN_ST`` ones.
 
     Returns
     -------
     list[Sample]
         Sorted by sequence and frame; ``name`` is ``f"{NN}_t{TTT}"`` (source width kept),
         ``image`` is ``(Y, X)`` ``uint8``/``uint16``, ``mask`` is ``(Y, X)`` ``uint16``
-        instance labels, ``origin`` the two paths relative to ``root``.
+        instance labels, ``origin`` the two paths relative to ``root``; ``annotation``,
+        ``sequence`` (``NN``) and ``frame`` (``int(TTT)``) set.
 
     Raises
     ------
     InputError
-        Masks whose frames folder or frame is missing, frames without any mask, a
-        shape mismatch (naming both files), or any unreadable/invalid image.
+        Masks whose frames folder or frame is missing, no mask of that annotation at all,
+        a shape mismatch (naming both files), or any unreadable/invalid image (float or
+        colour masks among them).
     """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder")
     try:
-        sequences, truths = _dirs(root, _SEQUENCE), _dirs(root, _GT)
+        sequences, truths = _dirs(root, _SEQUENCE), _dirs(root, _TRUTH[annotation])
         pairs: list[tuple[str, str, Path, Path]] = []
-        for seq, gt in truths.items():
-            seg = gt / "SEG"
+        for seq, truth in truths.items():
+            seg = truth / "SEG"
             if not seg.is_dir():
                 continue
             masks = _files(seg, _MASK)
@@ -97,15 +106,60 @@ def read_ctc(root: Path) -> list[Sample]:
     except OSError as err:
         raise InputError(f"{root}: cannot list folder: {err.strerror or err}") from None
     if not pairs:
+        if annotation == "st":
+            raise InputError(f"{root}: no silver-truth masks (expected NN_ST/SEG/man_segTTT.tif "
+                             "for the frames NN/tTTT.tif; ingest.annotations st and gt+st "
+                             "need them)")
         raise InputError(f"{root}: no masks (expected NN_GT/SEG/man_segTTT.tif for the frames "
                          "NN/tTTT.tif)")
     pairs.sort(key=lambda p: (int(p[0]), p[0], int(p[1])))
-    return [_pair(root, *p) for p in pairs]
+    return [_pair(root, annotation, *p) for p in pairs]
 
 
-def _pair(root: Path, seq: str, number: str, frame: Path, mask_path: Path) -> Sample:
-    return paired_sample(root, f"{seq}_t{number}", frame, check_image(frame, read_image(frame)),
-                         mask_path, check_mask(mask_path, read_image(mask_path)))
+def _frame(path: Path) -> np.ndarray:
+    return check_image(path, read_image(path))
+
+
+def _pair(root: Path, annotation: Annotation, seq: str, number: str, frame: Path,
+          mask_path: Path) -> Sample:
+    return paired_sample(root, f"{seq}_t{number}", frame, _frame(frame),
+                         mask_path, check_mask(mask_path, read_image(mask_path)),
+                         annotation=annotation, sequence=seq, frame=int(number))
+
+
+def shared_sequences(root: Path, samples: list[Sample]) -> set[str]:
+    """The sequences of ``samples`` that are recordings of the CTC folder ``root`` too.
+
+    A sequence counts as shared when ``root`` has a frames folder of the same name
+    (``NN/``) and every sample of that sequence whose frame number ``root`` also holds
+    has the same pixels there; with no frame number in common, the name decides. So a
+    held-back copy of ``02/`` is the source's ``02``, while another dataset's ``02``
+    with different frames is not.
+
+    Parameters
+    ----------
+    root : a Cell Tracking Challenge dataset folder (anything else shares nothing).
+    samples : pairs with ``sequence`` and ``frame`` set (e.g. test pairs of another folder).
+
+    Returns
+    -------
+    set[str]
+        Sequence names (``"02"``).
+    """
+    root = Path(root)
+    if not looks_like_ctc(root):
+        return set()
+    try:
+        folders = _dirs(root, _SEQUENCE)
+        shared = set()
+        for seq in sorted({s.sequence for s in samples if s.sequence in folders}):
+            frames = {int(n): p for n, p in _files(folders[seq], _FRAME).items()}
+            held = [s for s in samples if s.sequence == seq and s.frame in frames]
+            if all(np.array_equal(_frame(frames[s.frame]), s.image) for s in held):
+                shared.add(seq)
+    except OSError as err:
+        raise InputError(f"{root}: cannot list folder: {err.strerror or err}") from None
+    return shared
 
 
 def prediction_name(name: str) -> str:

@@ -1,13 +1,26 @@
-"""Image/mask pairs as they come out of a reader, and the seeded train/test split."""
+"""Image/mask pairs as they come out of a reader, and the train/test split.
+
+Frames of one time-lapse sequence that lie close together are nearly the same image,
+so a split of a sequence leaves the training frames near a test frame out
+(``split_gap``); see :func:`hold_out`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from unetseg.errors import InputError
+
+Annotation = Literal["gt", "st"]
+Annotations = Literal["gt", "st", "gt+st"]
+ANNOTATION_KINDS: dict[str, tuple[Annotation, ...]] = {"gt": ("gt",), "st": ("st",),
+                                                      "gt+st": ("gt", "st")}
+"""The mask kinds each ``ingest.annotations`` value trains on."""
 
 
 @dataclass(frozen=True)
@@ -24,25 +37,57 @@ class Sample:
         ``(Y, X)`` ``uint16`` instance labels, 0 = background.
     origin : str
         Where the pair came from (source file paths), for the manifest.
+    annotation : {"gt", "st"}
+        ``"gt"`` (reference masks: drawn by hand, or exact for synthetic data) or
+        ``"st"`` (the Cell Tracking Challenge's computer-generated silver truth).
+    sequence : str
+        Time-lapse sequence the frame belongs to (``"02"``); ``""`` when the pairs are
+        not frames of a sequence (EM slices, synthetic images).
+    frame : int or None
+        Frame number within ``sequence``; None outside a sequence.
     """
 
     name: str
     image: np.ndarray
     mask: np.ndarray
     origin: str
+    annotation: Annotation = "gt"
+    sequence: str = ""
+    frame: int | None = None
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A training pair left out because it lies ``distance`` frames from test frame ``near``."""
+
+    sample: Sample
+    near: str
+    distance: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and test pairs, and the training pairs left out next to test frames."""
+
+    train: list[Sample]
+    test: list[Sample]
+    left_out: list[LeftOut]
 
 
 def paired_sample(root: Path, name: str, image_path: Path, image: np.ndarray, mask_path: Path,
-                  mask: np.ndarray) -> Sample:
+                  mask: np.ndarray, *, annotation: Annotation = "gt", sequence: str = "",
+                  frame: int | None = None) -> Sample:
     """A :class:`Sample` from an image file and its mask file under ``root``, shapes checked.
 
-    Raises :class:`InputError` naming both files when the ``(Y, X)`` shapes differ.
+    ``annotation``, ``sequence`` and ``frame`` are as in :class:`Sample`. Raises
+    :class:`InputError` naming both files when the ``(Y, X)`` shapes differ.
     """
     if image.shape != mask.shape:
         raise InputError(f"{image_path} and {mask_path}: shapes differ ({image.shape[0]}x"
                          f"{image.shape[1]} vs {mask.shape[0]}x{mask.shape[1]})")
     origin = " + ".join(p.relative_to(root).as_posix() for p in (image_path, mask_path))
-    return Sample(name=name, image=image, mask=mask, origin=origin)
+    return Sample(name=name, image=image, mask=mask, origin=origin, annotation=annotation,
+                  sequence=sequence, frame=frame)
 
 
 def split_samples(
@@ -64,3 +109,77 @@ def split_samples(
     train = [s for i, s in enumerate(samples) if i not in test_idx]
     test = [s for i, s in enumerate(samples) if i in test_idx]
     return train, test
+
+
+def training_pool(gt: list[Sample], st: list[Sample], annotations: Annotations) -> list[Sample]:
+    """The pairs to train on: the GT pairs, the ST pairs, or GT where a frame has it and ST else.
+
+    Returns the pairs ordered by sequence and frame (pairs outside a sequence keep their order).
+    """
+    if annotations == "gt":
+        pool = list(gt)
+    elif annotations == "st":
+        pool = list(st)
+    else:
+        have_gt = {s.name for s in gt}
+        pool = [*gt, *(s for s in st if s.name not in have_gt)]
+    return sorted(pool, key=_order)
+
+
+def _order(s: Sample) -> tuple[int, str, int]:
+    number = int(s.sequence) if s.sequence.isdigit() else -1
+    return (number, s.sequence, -1 if s.frame is None else s.frame)
+
+
+def hold_out(pool: list[Sample], test: list[Sample], gap: int,
+             sequences: Collection[str]) -> Split:
+    """Train on ``pool`` minus the frames within ``gap`` frames of a test frame.
+
+    Parameters
+    ----------
+    pool : the candidate training pairs.
+    test : the test pairs.
+    gap : a pool frame at most ``gap`` frames from a test frame of its sequence is left
+        out (distance 0, the test frame's own other mask, always is).
+    sequences : the sequences that ``pool`` and ``test`` share, i.e. that are the same
+        recording; frames of other sequences, and pairs outside a sequence, are kept.
+
+    Raises
+    ------
+    InputError
+        When nothing is left to train on.
+    """
+    test_frames: dict[str, list[tuple[int, str]]] = {}
+    for s in test:
+        if s.sequence in sequences and s.frame is not None:
+            test_frames.setdefault(s.sequence, []).append((s.frame, s.name))
+    train, left_out = [], []
+    for s in pool:
+        near = [(abs(s.frame - t), name) for t, name in test_frames.get(s.sequence, [])
+                if s.frame is not None and abs(s.frame - t) <= gap]
+        if near:
+            distance, name = min(near)
+            left_out.append(LeftOut(s, name, distance))
+        else:
+            train.append(s)
+    if pool and not train:
+        raise InputError(f"params: ingest.split_gap: {gap} leaves no training frames (all "
+                         f"{len(pool)} lie within {gap} frames of a test frame)")
+    return Split(train, list(test), left_out)
+
+
+def split_annotated(gt: list[Sample], st: list[Sample], annotations: Annotations,
+                    test_fraction: float, seed: int, gap: int) -> Split:
+    """The seeded split of one source: test frames drawn from the GT pairs, the rest train.
+
+    The test pairs are :func:`split_samples` of ``gt`` (so a seed picks the same test
+    frames whatever ``annotations`` says); the training pairs are
+    :func:`training_pool` without the test pairs and, within each sequence, without the
+    frames within ``gap`` of a test frame (:func:`hold_out`; a test frame's ST mask is
+    left out at distance 0). ST-only frames therefore only ever train.
+    """
+    _, test = split_samples(gt, test_fraction, seed)
+    pairs = {(s.name, s.annotation) for s in test}
+    pool = [s for s in training_pool(gt, st, annotations)
+            if (s.name, s.annotation) not in pairs]
+    return hold_out(pool, test, gap, {s.sequence for s in test if s.sequence})

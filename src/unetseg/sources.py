@@ -25,12 +25,13 @@ from pathlib import Path
 
 from unetseg import __version__
 from unetseg.ctc import looks_like_ctc, read_ctc
-from unetseg.dataset import Sample
+from unetseg.dataset import Annotation, Sample
 from unetseg.em import looks_like_em, read_em
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
 
-LAYOUTS = ("a Cell Tracking Challenge 2D dataset (NN/tTTT.tif + NN_GT/SEG/man_segTTT.tif) "
+LAYOUTS = ("a Cell Tracking Challenge 2D dataset (NN/tTTT.tif + NN_GT/SEG/man_segTTT.tif, "
+           "optionally NN_ST/SEG) "
            "or an ISBI-2012 EM dataset (train/image/K.png + train/label/K.png)")
 _IGNORED = ("__MACOSX", ".DS_Store")
 
@@ -194,8 +195,14 @@ def _safe_extract(archive: zipfile.ZipFile, into: Path, path: Path) -> None:
             shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def read_samples(folder: Path) -> list[Sample]:
+def read_samples(folder: Path, annotation: Annotation = "gt") -> list[Sample]:
     """Detect the dataset layout of ``folder`` and read its image/mask pairs.
+
+    Parameters
+    ----------
+    folder : a dataset folder (see :data:`LAYOUTS`).
+    annotation : ``"gt"`` for the reference masks, ``"st"`` for a Cell Tracking Challenge
+        dataset's silver truth (``NN_ST/SEG``).
 
     Returns
     -------
@@ -205,7 +212,8 @@ def read_samples(folder: Path) -> list[Sample]:
     Raises
     ------
     InputError
-        Not a folder, an empty folder, or a layout that is neither CTC nor EM.
+        Not a folder, an empty folder, a layout that is neither CTC nor EM, or ``"st"``
+        for a layout without silver truth.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -217,7 +225,11 @@ def read_samples(folder: Path) -> list[Sample]:
     if not entries:
         raise InputError(f"{folder}: empty folder; expected {LAYOUTS}")
     if looks_like_ctc(folder):
-        return read_ctc(folder)
+        return read_ctc(folder, annotation)
     if looks_like_em(folder):
+        if annotation != "gt":
+            raise InputError(f"{folder}: an ISBI-2012 EM dataset has no silver-truth masks; "
+                             "ingest.annotations st and gt+st need a Cell Tracking Challenge "
+                             "dataset with NN_ST/SEG")
         return read_em(folder)
     raise InputError(f"{folder}: unknown dataset layout; expected {LAYOUTS}")

@@ -1,0 +1,180 @@
+"""The ingest stage on CTC layouts: GT/ST training masks, GT-only test frames, the split gap."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+from PIL import Image
+
+from test_ctc import _mask, make_ctc, st_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+U373 = ROOT / ".." / "shared" / "datasets" / "PhC-C2DH-U373"
+GT_FRAMES = [3, 10, 15, 20, 27]
+ST_FRAMES = [*range(0, 9), 10, *range(12, 23), 27, 28]
+
+
+def _ingest(tmp_path: Path, **ingest: object) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"ingest": ingest}))
+    out, metrics = tmp_path / "ingested", tmp_path / "metrics" / "ingest.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / "ingest.py"), "--params",
+                             str(params), "--out", str(out), "--metrics", str(metrics),
+                             "--cache", str(tmp_path / "cache")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    return result, out, metrics
+
+
+def _ok(tmp_path: Path, **ingest: object) -> tuple[dict, dict, Path]:
+    result, out, metrics = _ingest(tmp_path, **ingest)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "manifest.json").read_text()), json.loads(metrics.read_text()), out
+
+
+def _fails(tmp_path: Path, expected: str, **ingest: object) -> str:
+    result, out, metrics = _ingest(tmp_path, **ingest)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr
+    assert expected in errors[0] and "Traceback" not in result.stderr, result.stderr
+    assert not out.exists() and not metrics.exists(), "nothing written"
+    assert not list(tmp_path.glob(".ingested*")), "no temporary output left behind"
+    return errors[0]
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Path:
+    return make_ctc(tmp_path / "ds", {"02": list(range(31))}, {"02": GT_FRAMES},
+                    st={"02": ST_FRAMES})
+
+
+def _frame(name: str) -> int:
+    return int(name.split("_t")[1])
+
+
+def test_gt_plus_st_trains_on_both_and_tests_on_gt(tmp_path: Path, layout: Path) -> None:
+    manifest, metrics, out = _ok(tmp_path, source=str(layout), annotations="gt+st",
+                                 test_fraction=0.2, seed=0, split_gap=2)
+    pairs = {(p["split"], p["name"]): p for p in manifest["pairs"]}
+    test = [p for p in manifest["pairs"] if p["split"] == "test"]
+    train = [p for p in manifest["pairs"] if p["split"] == "train"]
+    assert len(test) == 1 and test[0]["annotation"] == "gt"
+    t = _frame(test[0]["name"])
+    assert t in GT_FRAMES and test[0]["origin"].startswith(f"02/t{t:03d}.tif + 02_GT/")
+    near = {n for n in {*GT_FRAMES, *ST_FRAMES} if 0 < abs(n - t) <= 2}
+    assert sorted(_frame(o["name"]) for o in manifest["left_out"]) == sorted(near)
+    assert all(o["near"] == test[0]["name"] for o in manifest["left_out"])
+    assert all(o["distance"] == abs(_frame(o["name"]) - t) for o in manifest["left_out"])
+    trained = {_frame(p["name"]): p["annotation"] for p in train}
+    expected = {n: ("gt" if n in GT_FRAMES else "st") for n in {*GT_FRAMES, *ST_FRAMES}
+                if abs(n - t) > 2}
+    assert trained == expected
+    assert all(p["origin"].split(" + ")[1].startswith(f"02_{p['annotation'].upper()}/SEG/")
+               for p in train)
+    st_pair = pairs["train", "02_t000"] if t > 2 else pairs["train", "02_t028"]
+    mask = np.asarray(Image.open(out / st_pair["mask"]))
+    np.testing.assert_array_equal(mask, st_mask(_frame(st_pair["name"])))
+    test_mask = np.asarray(Image.open(out / test[0]["mask"]))
+    np.testing.assert_array_equal(test_mask, _mask(t))
+    assert (manifest["annotations"], manifest["split_gap"]) == ("gt+st", 2)
+    assert metrics["n_train"] == len(train) and metrics["n_test"] == 1
+    assert metrics["n_left_out"] == len(near)
+    assert metrics["n_train_st"] == sum(a == "st" for a in trained.values())
+
+
+def test_the_same_seed_tests_the_same_frames_whatever_trains(tmp_path: Path,
+                                                             layout: Path) -> None:
+    tests = {}
+    for annotations in ("gt", "st", "gt+st"):
+        manifest, _, _ = _ok(tmp_path / annotations, source=str(layout),
+                             annotations=annotations, test_fraction=0.4, seed=3)
+        tests[annotations] = [(p["name"], p["origin"]) for p in manifest["pairs"]
+                              if p["split"] == "test"]
+        kinds = {p["annotation"] for p in manifest["pairs"] if p["split"] == "train"}
+        assert kinds == ({"gt", "st"} if annotations == "gt+st" else {annotations})
+    assert tests["gt"] == tests["st"] == tests["gt+st"] and len(tests["gt"]) == 2
+
+
+def test_held_back_copy_of_the_sequence_gets_the_gap(tmp_path: Path, layout: Path) -> None:
+    held = make_ctc(tmp_path / "held", {"02": [10]}, {"02": [10]})
+    manifest, metrics, _ = _ok(tmp_path / "same", source=str(layout), test_source=str(held),
+                               annotations="st", split_gap=2)
+    assert sorted((_frame(o["name"]), o["distance"]) for o in manifest["left_out"]) \
+        == [(8, 2), (10, 0), (12, 2)], "frame 10's own ST mask and its neighbours"
+    assert [(p["name"], p["annotation"]) for p in manifest["pairs"] if p["split"] == "test"] \
+        == [("02_t010", "gt")]
+    assert metrics["n_train"] == len(ST_FRAMES) - 3 == metrics["n_train_st"]
+    other = make_ctc(tmp_path / "other", {"02": [10]}, {"02": [10]})
+    tifffile.imwrite(other / "02" / "t010.tif", np.full((12, 14), 7, np.uint8) + np.eye(12, 14,
+                                                                                    dtype=np.uint8))
+    manifest, metrics, _ = _ok(tmp_path / "different", source=str(layout),
+                               test_source=str(other), annotations="st", split_gap=2)
+    assert manifest["left_out"] == [] and metrics["n_train"] == len(ST_FRAMES)
+
+
+def test_test_source_is_read_for_its_gt_only(tmp_path: Path, layout: Path) -> None:
+    held = make_ctc(tmp_path / "held", {"05": [1, 2]}, {"05": [2]}, st={"05": [1, 2]})
+    manifest, _, _ = _ok(tmp_path / "run", source=str(layout), test_source=str(held),
+                         annotations="gt+st")
+    assert [(p["name"], p["annotation"]) for p in manifest["pairs"] if p["split"] == "test"] \
+        == [("05_t002", "gt")]
+
+
+def test_st_for_a_dataset_without_st(tmp_path: Path) -> None:
+    plain = make_ctc(tmp_path / "plain", {"01": [0, 1, 2]}, {"01": [0, 2]})
+    for annotations in ("st", "gt+st"):
+        _fails(tmp_path, "no silver-truth masks", source=str(plain), annotations=annotations)
+
+
+def test_st_mask_of_another_shape(tmp_path: Path, layout: Path) -> None:
+    tifffile.imwrite(layout / "02_ST" / "SEG" / "man_seg005.tif", st_mask(5, (12, 15)))
+    line = _fails(tmp_path, "shapes differ", source=str(layout), annotations="gt+st")
+    assert "02_ST/SEG/man_seg005.tif" in line and "02/t005.tif" in line
+
+
+def test_float_st_mask(tmp_path: Path, layout: Path) -> None:
+    tifffile.imwrite(layout / "02_ST" / "SEG" / "man_seg006.tif",
+                     st_mask(6).astype(np.float32) + 0.5)
+    assert "man_seg006.tif" in _fails(tmp_path, "mask ids are not integers",
+                                      source=str(layout), annotations="st")
+
+
+def test_st_for_em_and_synthetic_sources(tmp_path: Path) -> None:
+    em = tmp_path / "em" / "train"
+    for folder in ("image", "label"):
+        (em / folder).mkdir(parents=True)
+        for k in range(2):
+            array = np.random.default_rng(k).integers(0, 255, (8, 8), np.uint8)
+            Image.fromarray(array if folder == "image" else (array > 99).astype(np.uint8) * 255) \
+                .save(em / folder / f"{k}.png")
+    _fails(tmp_path, "ISBI-2012 EM dataset has no silver-truth masks", source=str(em.parent),
+           annotations="gt+st")
+    _fails(tmp_path, "params: ingest.annotations", annotations="st")
+
+
+def test_gap_that_leaves_no_training_frames(tmp_path: Path) -> None:
+    small = make_ctc(tmp_path / "small", {"01": [0, 1, 2]}, {"01": [0, 2]})
+    _fails(tmp_path, "ingest.split_gap: 2 leaves no training frames", source=str(small),
+           split_gap=2, test_fraction=0.5)
+
+
+@pytest.mark.skipif(not U373.is_dir(), reason=f"needs the shared datasets at {U373.parent}")
+def test_real_u373_gt_plus_st(tmp_path: Path) -> None:
+    manifest, metrics, _ = _ok(tmp_path, source=str(U373), annotations="gt+st", split_gap=3,
+                               test_fraction=0.25, seed=0)
+    test = [p["name"] for p in manifest["pairs"] if p["split"] == "test"]
+    assert test == ["02_t020", "02_t051", "02_t085"]
+    assert all(p["annotation"] == "gt" for p in manifest["pairs"] if p["split"] == "test")
+    assert metrics["n_train"] == 49 and metrics["n_train_st"] == 42
+    assert metrics["n_left_out"] == 8 and metrics["n_test"] == 3
+    shutil.rmtree(tmp_path / "ingested")
