@@ -1,7 +1,5 @@
-import dataclasses
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
@@ -138,15 +136,3 @@ def test_recipes_are_valid_overrides_of_the_project_params(config):
     params = params_from_dict(merged)
     assert (root / params.ingest.source).is_dir(), params.ingest.source
 
-
-def test_every_param_is_a_dependency_of_some_stage():
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    keys = {f"{section}.{key}" for section, values in raw.items() for key in values}
-    sections = typing.get_type_hints(Params)
-    fields = {f"{name}.{g.name}" for name, cls in sections.items() for g in dataclasses.fields(cls)}
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()
-    tracked = {p if isinstance(p, str) else next(iter(p))
-               for s in stages for p in s.get("params", [])}
-    assert keys == fields, "params.yaml lists every field of the params dataclasses"
-    untracked = keys - tracked
-    assert not untracked, f"not tracked by dvc.yaml, so changing them re-runs nothing: {untracked}"
