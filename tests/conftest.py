@@ -39,7 +39,7 @@ class Project:
                     "PYTHONPATH": str(path / "src"), "DVC_NO_ANALYTICS": "1",
                     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
                     "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
-                    "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+                    "CUDA_VISIBLE_DEVICES": ""}
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(list(args), cwd=self.path, env=self.env, capture_output=True,

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+from unetseg.errors import InputError
 from unetseg.files import atomic_path
 from unetseg.store import PreparedReader, PreparedSample, TileReader, TileWriter, write_prepared
 
@@ -96,3 +97,13 @@ def test_atomic_path_keeps_old_output_on_failure(tmp_path):
     with atomic_path(f) as tmp:
         tmp.write_text("1")
     assert f.read_text() == "1"
+
+
+@pytest.mark.parametrize("reader", [PreparedReader, TileReader])
+def test_missing_or_foreign_store_is_a_one_line_input_error(tmp_path, reader):
+    with pytest.raises(InputError, match="no such file"):
+        reader(tmp_path / "missing.h5")
+    (tmp_path / "foreign.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="not a readable HDF5 store") as info:
+        reader(tmp_path / "foreign.h5")
+    assert str(tmp_path / "foreign.h5") in str(info.value) and "\n" not in str(info.value)

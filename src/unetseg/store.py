@@ -38,6 +38,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from unetseg.errors import InputError
+
 _COMPRESS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True,
                              "track_times": False}
 
@@ -77,6 +79,16 @@ def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
     return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl))
 
 
+def _open(path: Path) -> h5py.File:
+    """Open a store for reading; a missing or unreadable file is an :class:`InputError`."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError:
+        raise InputError(f"{path}: not a readable HDF5 store") from None
+
+
 def _attrs_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -106,7 +118,7 @@ class PreparedReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
+        self._file = _open(self.path)
         self.names: list[str] = json.loads(self._file.attrs["names"])
         self.origins: list[str] = json.loads(self._file.attrs["origins"])
 
@@ -192,7 +204,7 @@ class TileReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
+        self._file = _open(self.path)
         self.sample: np.ndarray = self._file["sample"][()]
         self.copy: np.ndarray = self._file["copy"][()]
         self.in_size = int(self._file["inputs"].shape[1]) if len(self.sample) else 0
