@@ -123,16 +123,30 @@ def test_fuzz_loader_either_loads_or_raises_input_error(raw):
         assert isinstance(params, Params)
 
 
-@pytest.mark.parametrize("config", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")),
-                         ids=lambda p: p.name)
-def test_recipes_are_valid_overrides_of_the_project_params(config):
-    root = Path(__file__).parents[1]
-    merged = yaml.safe_load((root / "params.yaml").read_text())
+RECIPES = sorted((ROOT / "configs").glob("*.yaml"))
+DATASETS = ROOT / ".." / "shared" / "datasets"
+
+
+def _recipe_params(config: Path) -> Params:
+    merged = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, values in yaml.safe_load(config.read_text()).items():
         assert section in merged, section
         unknown = set(values) - set(merged[section])
         assert not unknown, f"{config.name}: {unknown} are not keys of params.yaml"
         merged[section].update(values)
-    params = params_from_dict(merged)
-    assert (root / params.ingest.source).is_dir(), params.ingest.source
+    return params_from_dict(merged)
+
+
+@pytest.mark.parametrize("config", RECIPES, ids=lambda p: p.name)
+def test_recipes_are_valid_overrides_of_the_project_params(config):
+    source = _recipe_params(config).ingest.source
+    assert source.startswith("../shared/datasets/"), source
+    header = config.read_text().split("\ningest:")[0]
+    assert "ingest.source=" in header, f"{config.name}: say how to point it at your own download"
+
+
+@pytest.mark.skipif(not DATASETS.is_dir(), reason=f"the shared example data is not at {DATASETS}")
+@pytest.mark.parametrize("config", RECIPES, ids=lambda p: p.name)
+def test_recipes_read_the_shared_example_data(config):
+    assert (ROOT / _recipe_params(config).ingest.source).is_dir()
 
