@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
                                      method=e.instances, border_px=e.border_px,
                                      neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
-                                     restore_px=made_with.erode_px / scale, distance=distance)
+                                     distance=distance)
             result = evaluate_pair(s.mask, labels)
             shifted_errors += offset_errors(prob, s.mask > 0, e.threshold, offsets)
             results.append(result)

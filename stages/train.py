@@ -13,8 +13,7 @@ import keras
 
 from unetseg import cli
 from unetseg.config import load_params
-from unetseg.data import (TileBatches, contact_tiles, oversample, split_by_sample,
-                          weighted_tiles)
+from unetseg.data import TileBatches, split_by_sample
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
 from unetseg.store import TileReader
@@ -39,20 +38,6 @@ def main(argv: list[str] | None = None) -> None:
         if len(reader) == 0:
             raise InputError(f"{args.data}: no training tiles")
         train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
-        keep_train, keep_val = weighted_tiles(reader, train_idx), weighted_tiles(reader, val_idx)
-        n_unweighted = int((~keep_train).sum() + (~keep_val).sum())
-        train_idx, val_idx = train_idx[keep_train], val_idx[keep_val]
-        if len(train_idx) == 0:
-            raise InputError(f"{args.data}: every training tile has weight 0 (nothing annotated)")
-        n_contact = 0
-        if p.contact_oversample:
-            w0 = float(reader.attr("target")["w0"])
-            if w0 <= 0:
-                raise InputError("train.contact_oversample: needs weight maps with prepare.w0 > 0 "
-                                 f"(Eq. 2's border term finds the contacts); {args.data} has w0 = {w0}")
-            chosen = contact_tiles(reader, train_idx, w0)
-            n_contact = int(chosen.sum())
-            train_idx = oversample(train_idx, chosen, p.contact_oversample)
     keras.utils.set_random_seed(p.seed)
     if p.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
@@ -94,7 +79,6 @@ def main(argv: list[str] | None = None) -> None:
         "pixel_accuracy": round(history["pixel_accuracy"][-1], 6) if "pixel_accuracy" in history else None,
         "samples_per_s": round(samples_per_second(state), 3),
         "epochs": state.epoch, "train_tiles": int(len(train_idx)), "val_tiles": int(len(val_idx)),
-        "contact_tiles": n_contact, "unweighted_tiles": n_unweighted,
     })
     train.close()
     if val is not None:

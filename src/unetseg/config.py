@@ -71,14 +71,9 @@ class PrepareParams:
     balance: bool = True
     separate_touching: bool = True
     scale: float = 1.0
-    erode_px: int = 0
-    ignore_beyond_px: float = 0.0
 
     def validate(self) -> None:
         _check(self.w0 >= 0, "prepare.w0", "must be >= 0")
-        _check(0 <= self.ignore_beyond_px <= 10000, "prepare.ignore_beyond_px",
-               "must be in [0, 10000] (0: every pixel is annotated)")
-        _check(0 <= self.erode_px <= 16, "prepare.erode_px", "must be in 0..16")
         _check(self.sigma > 0, "prepare.sigma", "must be > 0")
         _check(0.1 <= self.scale <= 4, "prepare.scale", "must be in [0.1, 4]")
 
@@ -91,7 +86,6 @@ class AugmentParams:
     flip: bool = True
     rotate90: bool = True
     rotate_deg: float = 0.0
-    shift_px: float = 0.0
     brightness: float = 0.1
     contrast: float = 0.2
     gamma: float = 0.2
@@ -102,7 +96,7 @@ class AugmentParams:
         _check(2 <= self.elastic_points <= 64, "augment.elastic_points", "must be in 2..64")
         _check(self.elastic_sigma >= 0, "augment.elastic_sigma", "must be >= 0")
         _check(0 <= self.rotate_deg <= 180, "augment.rotate_deg", "must be in [0, 180]")
-        for key in ("shift_px", "brightness", "contrast", "gamma"):
+        for key in ("brightness", "contrast", "gamma"):
             _check(getattr(self, key) >= 0, f"augment.{key}", "must be >= 0")
         _check(self.contrast < 1, "augment.contrast", "must be < 1")
 
@@ -142,7 +136,6 @@ class TrainParams:
     lr_schedule: Literal["constant", "cosine", "poly"] = "constant"
     val_fraction: float = 0.15
     steps_per_epoch: int = 0
-    contact_oversample: int = 0
     distance_weight: float = 0.0
     distance_clip: float = 20.0
     mixed_precision: bool = False
@@ -155,7 +148,6 @@ class TrainParams:
         _check(0 <= self.momentum < 1, "train.momentum", "must be in [0, 1)")
         _check(0 <= self.val_fraction < 1, "train.val_fraction", "must be in [0, 1)")
         _check(self.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0 (0 = all tiles)")
-        _check(0 <= self.contact_oversample <= 100, "train.contact_oversample", "must be in 0..100")
         _check(0 <= self.distance_weight <= 100, "train.distance_weight", "must be in [0, 100]")
         _check(1 <= self.distance_clip <= 1000, "train.distance_clip", "must be in [1, 1000] pixels")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -28,72 +27,6 @@ def split_by_sample(sample: np.ndarray, copy: np.ndarray, val_fraction: float,
     val_images = np.random.default_rng(seed).permutation(images)[:n_val]
     is_val = np.isin(sample, val_images)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val & (copy == 0))
-
-
-def contact_tiles(reader: TileReader, indices: np.ndarray, w0: float, *, min_px: int = 20,
-                  chunk: int = 64) -> np.ndarray:
-    """Which tiles show two cells within about sigma of each other (paper Eq. 2).
-
-    A background pixel is a contact where the border term of Eq. 2,
-    ``w0 * exp(-(d1 + d2)**2 / (2 sigma**2))``, exceeds ``w0 / 2`` (so
-    ``d1 + d2 < 1.18 sigma``): its weight exceeds the tile's lowest background
-    weight (the class weight w_c, constant within an image) by more than ``w0 / 2``.
-    Pixels outside the image (weight 0) never count. Tiles are read ``chunk`` at a time.
-
-    Parameters
-    ----------
-    reader : an open tile store.
-    indices : (N,) int tile indices.
-    w0 : the ``w0`` the store's weight maps were built with (> 0).
-    min_px : contact pixels a tile needs to count.
-
-    Returns
-    -------
-    np.ndarray
-        (N,) bool, True for tiles with at least ``min_px`` contact pixels.
-    """
-    def has_contact(classes: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        background = (classes == 0) & (weights > 0)
-        lowest = np.where(background, weights, np.inf).min(axis=(1, 2), keepdims=True)
-        contact = background & (weights - lowest > w0 / 2)
-        return contact.sum(axis=(1, 2)) >= min_px
-
-    return _tile_test(reader, indices, has_contact, chunk)
-
-
-def weighted_tiles(reader: TileReader, indices: np.ndarray, *, chunk: int = 64) -> np.ndarray:
-    """Which tiles have any pixel of non-zero weight, i.e. anything to learn from.
-
-    Tiles of a partially annotated image far from its annotated cells
-    (``prepare.ignore_beyond_px``) have none.
-
-    Returns
-    -------
-    np.ndarray
-        (N,) bool for the (N,) int tile ``indices``.
-    """
-    return _tile_test(reader, indices, lambda _, weights: (weights > 0).any(axis=(1, 2)), chunk)
-
-
-def _tile_test(reader: TileReader, indices: np.ndarray,
-               test: Callable[[np.ndarray, np.ndarray], np.ndarray], chunk: int) -> np.ndarray:
-    """``test(classes, weights)`` of (B, Y, X) tile batches, read ``chunk`` at a time; (N,) bool."""
-    indices = np.asarray(indices, dtype=np.int64)
-    found = np.zeros(len(indices), dtype=bool)
-    for start in range(0, len(indices), chunk):
-        found[start:start + chunk] = test(*reader.read(indices[start:start + chunk],
-                                                       ("classes", "weights")))
-    return found
-
-
-def oversample(indices: np.ndarray, chosen: np.ndarray, extra: int) -> np.ndarray:
-    """``indices`` followed by ``extra`` more copies of ``indices[chosen]``.
-
-    Each epoch then draws a chosen tile ``1 + extra`` times as often as the others
-    (nnU-Net oversamples foreground tiles the same way).
-    """
-    indices = np.asarray(indices, dtype=np.int64)
-    return np.concatenate([indices] + [indices[np.asarray(chosen, dtype=bool)]] * extra)
 
 
 class TileBatches(keras.utils.PyDataset):
