@@ -17,7 +17,7 @@ from unetseg import cli
 from unetseg.config import PrepareParams, load_params
 from unetseg.ctc import prediction_name
 from unetseg.files import atomic_path
-from unetseg.images import write_png, write_tif
+from unetseg.images import normalize, write_png, write_tif
 from unetseg.errors import InputError
 from unetseg.inference import predict_maps
 from unetseg.instances import label_instances
@@ -26,7 +26,6 @@ from unetseg.overlays import outline_overlay, write_rgb_png
 from unetseg.resampling import (offset_errors, offset_grid, resample_image, resize_probability,
                                 shift_map)
 from unetseg.store import PreparedReader
-from unetseg.tileset import normalize
 from unetseg.tiling import TileGrid
 
 

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 
 from unetseg.augment import (augment_pair, elastic_field, flip_rot90, gray_values, sampling_coords,
                              warp, warp_image, warp_labels)
+from unetseg.config import params_from_dict
 from unetseg.errors import InputError
 
 OFF: dict[str, Any] = {"elastic_points": 3, "elastic_sigma": 0.0, "flip": False, "rotate90": False,
@@ -239,15 +240,15 @@ def test_switching_one_part_off_keeps_the_other_draws() -> None:
 
 
 @pytest.mark.parametrize(("change", "key"), [
-    ({"elastic_points": 1}, "elastic_points"),
-    ({"elastic_sigma": -1.0}, "elastic_sigma"),
-    ({"contrast": 1.0}, "contrast"),
-    ({"rotate_deg": -2.0}, "rotate_deg"),
+    ({"elastic_points": 1}, "augment.elastic_points"),
+    ({"elastic_sigma": -1.0}, "augment.elastic_sigma"),
+    ({"contrast": 1.0}, "augment.contrast"),
+    ({"rotate_deg": -2.0}, "augment.rotate_deg"),
+    ({"gamma": -0.1}, "augment.gamma"),
 ])
-def test_bad_params_raise_input_error(change: dict[str, Any], key: str) -> None:
-    mask = disks((16, 16))
+def test_bad_params_are_refused_by_the_config(change: dict[str, Any], key: str) -> None:
     with pytest.raises(InputError, match=key):
-        augment_pair(textured(mask), mask, np.random.default_rng(0), **{**DEFAULT, **change})
+        params_from_dict({"augment": {**DEFAULT, **change}})
 
 
 def test_bad_arrays_raise_input_error() -> None:

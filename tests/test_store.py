@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from unetseg.errors import InputError
-from unetseg.files import atomic_path
 from unetseg.store import PreparedReader, PreparedSample, TileReader, TileWriter, write_prepared
 
 
@@ -75,28 +74,6 @@ def test_tile_writer_refuses_short_store(tmp_path):
         with TileWriter(tmp_path / "t.h5", 2, 4, 4, {}) as writer:
             writer.append(np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4), np.uint8),
                           np.zeros((1, 4, 4), np.float32), 0, 0)
-
-
-def test_atomic_path_keeps_old_output_on_failure(tmp_path):
-    target = tmp_path / "out"
-    with atomic_path(target) as tmp:
-        tmp.mkdir()
-        (tmp / "a.txt").write_text("old")
-    with pytest.raises(ValueError):
-        with atomic_path(target) as tmp:
-            tmp.mkdir()
-            (tmp / "a.txt").write_text("new")
-            raise ValueError("boom")
-    assert (target / "a.txt").read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    with atomic_path(target) as tmp:
-        tmp.mkdir()
-        (tmp / "b.txt").write_text("new")
-    assert [p.name for p in target.iterdir()] == ["b.txt"]
-    f = tmp_path / "f.json"
-    with atomic_path(f) as tmp:
-        tmp.write_text("1")
-    assert f.read_text() == "1"
 
 
 @pytest.mark.parametrize("reader", [PreparedReader, TileReader])

@@ -25,6 +25,10 @@ from unetseg.errors import InputError
 from unetseg.tiling import output_size
 
 
+Arch = Literal["unet", "resunet", "unetpp", "attention_unet"]
+"""The U-Net family :func:`unetseg.models.build_model` builds: the one list of architectures."""
+
+
 def _check(cond: bool, key: str, message: str) -> None:
     if not cond:
         line = f"params: {key}: {message}"
@@ -170,7 +174,7 @@ class AugmentParams:
 class ModelParams:
     """`model`: the network and its tile geometry (prepare lays out the tiles with it too)."""
 
-    arch: Literal["unet", "resunet", "unetpp", "attention_unet"] = "unet"
+    arch: Arch = "unet"
     """Architecture: `unet` (the paper's), `resunet` (residual blocks with batch norm), `unetpp`
     (UNet++, nested skip paths), `attention_unet` (attention-gated skips).
     """

@@ -1,4 +1,5 @@
-"""Single 2-D images on disk: TIFF/PNG reading with validation, deterministic PNG/TIFF writing.
+"""Single 2-D images: TIFF/PNG reading with validation, deterministic PNG/TIFF writing, and the
+percentile normalisation every network input gets.
 
 Readers turn every decoding problem into a one-line :class:`~unetseg.errors.InputError`
 that names the file. ``check_image`` and ``check_mask`` decide what a raw frame and an
@@ -255,3 +256,13 @@ def write_tif(path: str | os.PathLike[str], labels: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(path, labels.astype(np.uint16), compression="zlib", photometric="minisblack",
                      metadata=None, software=False)
+
+
+def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Percentile-normalise a ``(Y, X)`` image to float32, ~[0, 1] between the percentiles.
+
+    Robust to 8/16-bit sources and outliers (the CSBDeep/StarDist convention).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(image, [low, high])
+    return ((image - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)

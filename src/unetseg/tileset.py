@@ -8,19 +8,10 @@ from typing import Any
 import numpy as np
 
 from unetseg.augment import augment_pair
+from unetseg.images import normalize
 from unetseg.store import PreparedSample
 from unetseg.targets import training_target
 from unetseg.tiling import TileGrid, extract_tiles, mirror_pad
-
-
-def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """Percentile-normalise a ``(Y, X)`` image to float32, ~[0, 1] between the percentiles.
-
-    Robust to 8/16-bit sources and outliers (the CSBDeep/StarDist convention).
-    """
-    image = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(image, [low, high])
-    return ((image - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)
 
 
 def training_tiles(image: np.ndarray, classes: np.ndarray, weights: np.ndarray,
