@@ -8,25 +8,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from unetseg import cli, sources, synthetic
-from unetseg.config import IngestParams, Params, load_params
-from unetseg.dataset import Sample, split_samples
+from unetseg import cli, sources
+from unetseg.config import load_params
 from unetseg.files import atomic_path
 from unetseg.images import write_png
-
-
-def _load(source: str, sha256: str, params: Params, cache: Path) -> list[Sample]:
-    if source == "synthetic":
-        s = params.synthetic
-        return synthetic.generate(s.n_images, s.height, s.width, s.n_cells, s.seed)
-    return sources.read_samples(sources.resolve_source(source, sha256=sha256, cache_dir=cache))
-
-
-def _samples(p: IngestParams, params: Params, cache: Path) -> tuple[list[Sample], list[Sample]]:
-    samples = _load(p.source, p.sha256, params, cache)
-    if p.test_source:
-        return samples, _load(p.test_source, p.test_sha256, params, cache)
-    return split_samples(samples, p.test_fraction, p.seed)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, required=True, help="download/extraction cache")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    train, test = _samples(params.ingest, params, args.cache)
+    train, test = sources.load_split(params.ingest, params.synthetic, args.cache)
     manifest = []
     with atomic_path(args.out) as tmp:
         pairs = [("train", s) for s in train] + [("test", s) for s in test]

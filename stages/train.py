@@ -13,11 +13,10 @@ import keras
 
 from unetseg import cli
 from unetseg.config import load_params
-from unetseg.data import TileBatches, split_by_sample
-from unetseg.errors import InputError
+from unetseg.data import training_batches
 from unetseg.files import atomic_path
-from unetseg.store import TileReader
-from unetseg.training import compiled_model, distribution_scope, fingerprint, fit, load_state, samples_per_second
+from unetseg.training import (compiled_model, distribution_scope, fingerprint, fit, load_state,
+                              run_metrics)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,21 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     m, p = params.model, params.train
-    with TileReader(args.data) as reader:
-        if reader.in_size != m.tile_size or reader.out_size != m.out_size:
-            raise InputError(f"{args.data}: tiles are {reader.in_size}->{reader.out_size} px but "
-                             f"model.tile_size gives {m.tile_size}->{m.out_size}; re-run prepare")
-        if len(reader) == 0:
-            raise InputError(f"{args.data}: no training tiles")
-        train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
+    train, val = training_batches(args.data, m, p)
     keras.utils.set_random_seed(p.seed)
     if p.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
-    clip = p.distance_clip if p.distance_weight > 0 else 0.0
-    train = TileBatches(args.data, train_idx, p.batch_size, shuffle=True, seed=p.seed,
-                        steps=p.steps_per_epoch, distance_clip=clip)
-    val = (TileBatches(args.data, val_idx, p.batch_size, shuffle=False, seed=p.seed,
-                       distance_clip=clip) if len(val_idx) else None)
+    clip = train.distance_clip
     run_id = fingerprint(dataclasses.asdict(m), dataclasses.asdict(p), keras.backend.backend(),
                          files=(args.data,))
     state = load_state(args.checkpoint, run_id)
@@ -72,14 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         model.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").rename(tmp)
     cli.write_json(args.config, config)
-    history = state.history or {}
-    cli.write_json(args.metrics, {
-        "loss": round(history["loss"][-1], 6) if "loss" in history else None,
-        "val_loss": round(history["val_loss"][-1], 6) if "val_loss" in history else None,
-        "pixel_accuracy": round(history["pixel_accuracy"][-1], 6) if "pixel_accuracy" in history else None,
-        "samples_per_s": round(samples_per_second(state), 3),
-        "epochs": state.epoch, "train_tiles": int(len(train_idx)), "val_tiles": int(len(val_idx)),
-    })
+    cli.write_json(args.metrics, run_metrics(state, len(train.indices),
+                                             len(val.indices) if val is not None else 0))
     train.close()
     if val is not None:
         val.close()

@@ -8,6 +8,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from unetseg.config import ModelParams, TrainParams
+from unetseg.errors import InputError
 from unetseg.store import TileReader
 from unetseg.targets import distance_target
 
@@ -27,6 +29,34 @@ def split_by_sample(sample: np.ndarray, copy: np.ndarray, val_fraction: float,
     val_images = np.random.default_rng(seed).permutation(images)[:n_val]
     is_val = np.isin(sample, val_images)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val & (copy == 0))
+
+
+def training_batches(path: Path, m: ModelParams,
+                     p: TrainParams) -> tuple[TileBatches, TileBatches | None]:
+    """Training and validation batches of a tile store, split by image (:func:`split_by_sample`).
+
+    The training batches are reshuffled every epoch, ``p.steps_per_epoch`` of them (0: one
+    pass); the validation batches (None when no image is held out) are not shuffled. With
+    ``p.distance_weight`` > 0 both carry the distance head's targets.
+
+    Raises
+    ------
+    InputError
+        When the store's tiles do not match ``m``'s tile geometry, or it has no tiles.
+    """
+    with TileReader(path) as reader:
+        if reader.in_size != m.tile_size or reader.out_size != m.out_size:
+            raise InputError(f"{path}: tiles are {reader.in_size}->{reader.out_size} px but "
+                             f"model.tile_size gives {m.tile_size}->{m.out_size}; re-run prepare")
+        if len(reader) == 0:
+            raise InputError(f"{path}: no training tiles")
+        train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
+    clip = p.distance_clip if p.distance_weight > 0 else 0.0
+    train = TileBatches(path, train_idx, p.batch_size, shuffle=True, seed=p.seed,
+                        steps=p.steps_per_epoch, distance_clip=clip)
+    val = (TileBatches(path, val_idx, p.batch_size, shuffle=False, seed=p.seed,
+                       distance_clip=clip) if len(val_idx) else None)
+    return train, val
 
 
 class TileBatches(keras.utils.PyDataset):

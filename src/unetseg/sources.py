@@ -25,10 +25,12 @@ from pathlib import Path
 
 from unetseg import __version__
 from unetseg.ctc import looks_like_ctc, read_ctc
-from unetseg.dataset import Sample
+from unetseg.config import IngestParams, SyntheticParams
+from unetseg.dataset import Sample, split_samples
 from unetseg.em import looks_like_em, read_em
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
+from unetseg.synthetic import generate
 
 LAYOUTS = ("a Cell Tracking Challenge 2D dataset (NN/tTTT.tif + NN_GT/SEG/man_segTTT.tif) "
            "or an ISBI-2012 EM dataset (train/image/K.png + train/label/K.png)")
@@ -221,3 +223,23 @@ def read_samples(folder: Path) -> list[Sample]:
     if looks_like_em(folder):
         return read_em(folder)
     raise InputError(f"{folder}: unknown dataset layout; expected {LAYOUTS}")
+
+
+def load_split(ingest: IngestParams, synthetic: SyntheticParams,
+               cache: Path) -> tuple[list[Sample], list[Sample]]:
+    """The ``(train, test)`` pairs the ``ingest`` params name.
+
+    ``source`` is ``"synthetic"`` (generated from the ``synthetic`` params) or anything
+    :func:`resolve_source` takes; with a ``test_source`` that is the test set, otherwise
+    :func:`unetseg.dataset.split_samples` splits ``source`` by ``test_fraction``.
+    """
+    def load(source: str, sha256: str) -> list[Sample]:
+        if source == "synthetic":
+            return generate(synthetic.n_images, synthetic.height, synthetic.width,
+                            synthetic.n_cells, synthetic.seed)
+        return read_samples(resolve_source(source, sha256=sha256, cache_dir=cache))
+
+    samples = load(ingest.source, ingest.sha256)
+    if ingest.test_source:
+        return samples, load(ingest.test_source, ingest.test_sha256)
+    return split_samples(samples, ingest.test_fraction, ingest.seed)

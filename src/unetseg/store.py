@@ -93,6 +93,12 @@ def _attrs_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def tile_table(positions: list[np.ndarray]) -> np.ndarray:
+    """``(N, 3)`` int32 rows (sample index, y, x) from each sample's ``(n_i, 2)`` tile origins."""
+    rows = [np.hstack([np.full((len(p), 1), i), p]) for i, p in enumerate(positions)]
+    return np.concatenate(rows).astype(np.int32) if rows else np.zeros((0, 3), np.int32)
+
+
 def write_prepared(path: Path, samples: list[PreparedSample], tiles: np.ndarray,
                    attrs: dict[str, Any]) -> None:
     """Write a prepared store at ``path`` (the caller makes it atomic).
@@ -130,6 +136,11 @@ class PreparedReader:
     def tiles(self) -> np.ndarray:
         """``(N, 3)`` int32 (sample index, y, x)."""
         return self._file["tiles"][()]
+
+    def positions(self, index: int) -> np.ndarray:
+        """``(n, 2)`` int64 output-tile origins ``(y, x)`` of sample ``index``."""
+        tiles = self.tiles
+        return tiles[tiles[:, 0] == index, 1:].astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.names)

@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from unetseg.config import PrepareParams
+from unetseg.config import ModelParams, PrepareParams
+from unetseg.resampling import resample_image, resample_mask, scaled_shape
+from unetseg.store import PreparedSample
+from unetseg.tiling import tile_grid, tile_step
 from unetseg.weights import separate_touching, weight_map
 
 
@@ -37,6 +40,35 @@ def target_options(prepare: PrepareParams) -> dict[str, Any]:
     """
     return {"w0": prepare.w0, "sigma": prepare.sigma, "balance": prepare.balance,
             "separate": prepare.separate_touching}
+
+
+def prepared_sample(name: str, origin: str, image: np.ndarray, mask: np.ndarray,
+                    p: PrepareParams, m: ModelParams, *,
+                    resample: bool) -> tuple[PreparedSample, np.ndarray]:
+    """One ingested pair with its training target, and its overlap tiles (paper Fig. 2).
+
+    The tiles cover the image at ``p.scale``, the resolution the network works at, on
+    the :func:`unetseg.tiling.tile_step` grid of ``m``. With ``resample`` (training
+    pairs) image and mask are resampled to it as well; test pairs keep their own
+    resolution, as evaluate resamples them on the fly and scores at the original size.
+
+    Parameters
+    ----------
+    image : (Y, X) uint8/uint16 raw image.
+    mask : (Y, X) integer instance mask.
+
+    Returns
+    -------
+    sample : the pair (mask as uint16) with its classes and weight map.
+    positions : (N, 2) int32 output-tile origins ``(y, x)``.
+    """
+    grid = tile_grid(scaled_shape(mask.shape, p.scale), m.tile_size, m.out_size,
+                     tile_step(m.out_size, m.depth, m.padding))
+    if resample:
+        image, mask = resample_image(image, p.scale), resample_mask(mask, p.scale)
+    classes, weights = training_target(mask, **target_options(p))
+    sample = PreparedSample(name, origin, image, mask.astype(np.uint16), classes, weights)
+    return sample, grid.positions.astype(np.int32)
 
 
 def distance_target(classes: np.ndarray, weights: np.ndarray,
