@@ -11,7 +11,7 @@ from unetseg import cli
 from unetseg.config import load_params
 from unetseg.files import atomic_path
 from unetseg.store import PreparedReader
-from unetseg.tileset import write_tile_store
+from unetseg.augmented_tiles import write_tile_store
 
 
 def main(argv: list[str] | None = None) -> None:

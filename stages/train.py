@@ -13,7 +13,7 @@ import keras
 
 from unetseg import cli
 from unetseg.config import load_params
-from unetseg.data import training_batches
+from unetseg.batches import training_batches
 from unetseg.files import atomic_path
 from unetseg.training import (compiled_model, distribution_scope, fingerprint, fit, load_state,
                               run_metrics)

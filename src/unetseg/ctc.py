@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from unetseg.dataset import Sample, paired_sample
+from unetseg.samples import Sample, paired_sample
 from unetseg.errors import InputError
 from unetseg.images import check_image, check_mask, read_image
 

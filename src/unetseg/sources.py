@@ -26,7 +26,7 @@ from pathlib import Path
 from unetseg import __version__
 from unetseg.ctc import looks_like_ctc, read_ctc
 from unetseg.config import IngestParams, SyntheticParams
-from unetseg.dataset import Sample, split_samples
+from unetseg.samples import Sample, split_samples
 from unetseg.em import looks_like_em, read_em
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
@@ -231,7 +231,7 @@ def load_split(ingest: IngestParams, synthetic: SyntheticParams,
 
     ``source`` is ``"synthetic"`` (generated from the ``synthetic`` params) or anything
     :func:`resolve_source` takes; with a ``test_source`` that is the test set, otherwise
-    :func:`unetseg.dataset.split_samples` splits ``source`` by ``test_fraction``.
+    :func:`unetseg.samples.split_samples` splits ``source`` by ``test_fraction``.
     """
     def load(source: str, sha256: str) -> list[Sample]:
         if source == "synthetic":

@@ -1,6 +1,6 @@
 import numpy as np
 
-from unetseg.data import TileBatches, split_by_sample
+from unetseg.batches import TileBatches, split_by_sample
 from unetseg.store import TileWriter
 
 
