@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             atomic_path(args.plots) as plots:
         in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
         made_with = PrepareParams(**reader.attr("params"))
-        tiles, scale = reader.tiles, made_with.scale
+        tiles, scale = reader.tiles, made_with.resample_factor
         (out / "test").mkdir(parents=True)
         (plots / "overlays").mkdir(parents=True)
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             prob = on_labels(0)
             distance = on_labels(1) * (clip / scale) if e.instances == "distance" else None
             labels = label_instances(prob, threshold=e.threshold, min_size=e.min_size,
-                                     method=e.instances, border_px=e.border_px,
+                                     method=e.instances, border_px=e.grow_into_gaps_px,
                                      neck_ratio=e.neck_ratio, fill_holes=e.fill_holes,
                                      distance=distance)
             result = evaluate_pair(s.mask, labels)

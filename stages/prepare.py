@@ -1,6 +1,6 @@
 """prepare: ingested PNG pairs -> HDF5 with weight maps (paper Eq. 2) and overlap tiles (Fig. 2).
 
-Training images are resampled by ``prepare.scale``; test images keep their resolution
+Training images are resampled by ``prepare.resample_factor``; test images keep their resolution
 (evaluate resamples them on the fly and scores at the original size), and the tiles of
 both are laid out on the grid the network works on.
 """

@@ -24,7 +24,7 @@ TINY = {
     "synthetic": {"n_images": 6, "height": 72, "width": 72, "n_cells": 5},
     "augment": {"copies": 1},
     "model": {"depth": 2, "base_filters": 4, "tile_size": 60},
-    "train": {"epochs": 2, "batch_size": 2, "steps_per_epoch": 3},
+    "train": {"epochs": 2, "batch_size": 2, "fixed_steps_per_epoch": 3},
     "evaluate": {"n_overlays": 1},
 }
 

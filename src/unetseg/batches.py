@@ -35,7 +35,7 @@ def training_batches(path: Path, m: ModelParams,
                      p: TrainParams) -> tuple[TileBatches, TileBatches | None]:
     """Training and validation batches of a tile store, split by image (:func:`split_by_sample`).
 
-    The training batches are reshuffled every epoch, ``p.steps_per_epoch`` of them (0: one
+    The training batches are reshuffled every epoch, ``p.fixed_steps_per_epoch`` of them (0: one
     pass); the validation batches (None when no image is held out) are not shuffled. With
     ``p.distance_weight`` > 0 both carry the distance head's targets.
 
@@ -53,7 +53,7 @@ def training_batches(path: Path, m: ModelParams,
         train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
     clip = p.distance_clip if p.distance_weight > 0 else 0.0
     train = TileBatches(path, train_idx, p.batch_size, shuffle=True, seed=p.seed,
-                        steps=p.steps_per_epoch, distance_clip=clip)
+                        steps=p.fixed_steps_per_epoch, distance_clip=clip)
     val = (TileBatches(path, val_idx, p.batch_size, shuffle=False, seed=p.seed,
                        distance_clip=clip) if len(val_idx) else None)
     return train, val

@@ -109,10 +109,10 @@ class PrepareParams:
     """
     separate_touching: bool = True
     """Part touching cells by a background gap in the target (paper Fig. 3c), which Eq. 2 weighs
-    heavily; `evaluate.border_px` grows the predicted cells back over it. False where membranes
-    already separate the cells (EM).
+    heavily; `evaluate.grow_into_gaps_px` grows the predicted cells back over it. False where
+    membranes already separate the cells (EM).
     """
-    scale: float = 1.0
+    resample_factor: float = 1.0
     """Resample images by this factor to train and predict at, in [0.1, 4] (as nnU-Net's target
     spacing: 0.5 halves large cells so they fit the receptive field and quarters the cost). `w0`,
     `sigma` and tile sizes are then in resampled pixels; predictions, `evaluate.min_size` and all
@@ -122,7 +122,8 @@ class PrepareParams:
     def validate(self) -> None:
         _check(self.w0 >= 0, "prepare.w0", "must be >= 0")
         _check(self.sigma > 0, "prepare.sigma", "must be > 0")
-        _check(0.1 <= self.scale <= 4, "prepare.scale", "must be in [0.1, 4]")
+        _check(0.1 <= self.resample_factor <= 4, "prepare.resample_factor",
+               "must be in [0.1, 4]")
 
 
 @dataclass(frozen=True)
@@ -234,9 +235,9 @@ class TrainParams:
     """Fraction of the training images held out for Keras' validation loss, in [0, 1): their
     original tiles are validated on, their augmented copies not trained on.
     """
-    steps_per_epoch: int = 0
-    """Batches per epoch, >= 0; 0 = one pass over the training tiles. More batches than a pass
-    repeat tiles, reshuffled.
+    fixed_steps_per_epoch: int = 0
+    """Train exactly this many batches per epoch, >= 0; 0 = not fixed: one pass over the training
+    tiles. More batches than a pass repeat tiles, reshuffled.
     """
     distance_weight: float = 0.0
     """Weight of a distance head's binary cross-entropy beside Eq. 1, in [0, 100]. > 0 adds a third
@@ -259,7 +260,8 @@ class TrainParams:
         _check(1 <= self.batch_size <= 4096, "train.batch_size", "must be >= 1")
         _check(0 <= self.momentum < 1, "train.momentum", "must be in [0, 1)")
         _check(0 <= self.val_fraction < 1, "train.val_fraction", "must be in [0, 1)")
-        _check(self.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0 (0 = all tiles)")
+        _check(self.fixed_steps_per_epoch >= 0, "train.fixed_steps_per_epoch",
+               "must be >= 0 (0 = one pass over the tiles)")
         _check(0 <= self.distance_weight <= 100, "train.distance_weight", "must be in [0, 100]")
         _check(1 <= self.distance_clip <= 1000, "train.distance_clip", "must be in [1, 1000] pixels")
 
@@ -279,7 +281,7 @@ class EvaluateParams:
     cut touching cells at narrow necks of the distance transform, see `neck_ratio`), `distance`
     (that watershed on the distance the head predicted; needs `train.distance_weight` > 0).
     """
-    border_px: int = 1
+    grow_into_gaps_px: int = 1
     """Pixels by which cells grow into the gaps between them, undoing `prepare.separate_touching`'s
     gap, 0..16; 0 keeps them as thresholded (thin membranes, EM).
     """
@@ -315,7 +317,8 @@ class EvaluateParams:
         for key in ("label_offset_y", "label_offset_x"):
             _check(abs(getattr(self, key)) <= 8, f"evaluate.{key}", "must be in [-8, 8] pixels")
         _check(self.min_size >= 0, "evaluate.min_size", "must be >= 0")
-        _check(0 <= self.border_px <= 16, "evaluate.border_px", "must be in 0..16")
+        _check(0 <= self.grow_into_gaps_px <= 16, "evaluate.grow_into_gaps_px",
+               "must be in 0..16")
         _check(0 < self.neck_ratio <= 1, "evaluate.neck_ratio", "must be in (0, 1]")
         _check(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
         _check(self.n_overlays >= 0, "evaluate.n_overlays", "must be >= 0")

@@ -15,7 +15,7 @@ Prepared store (``data/prepared/{train,test}.h5``)::
                                                   on the grid the network works on
     attrs: names (JSON list), origins (JSON list), params (JSON), in_size, out_size, step
 
-With ``params.scale != 1`` the training store holds resampled arrays, while the test
+With ``params.resample_factor != 1`` the training store holds resampled arrays, while the test
 store keeps the recorded resolution (evaluate resamples each image before inference).
 
 Tile store (``data/augmented/train.h5``)::

@@ -47,7 +47,7 @@ def prepared_sample(name: str, origin: str, image: np.ndarray, mask: np.ndarray,
                     resample: bool) -> tuple[PreparedSample, np.ndarray]:
     """One ingested pair with its training target, and its overlap tiles (paper Fig. 2).
 
-    The tiles cover the image at ``p.scale``, the resolution the network works at, on
+    The tiles cover the image at ``p.resample_factor``, the resolution the network works at, on
     the :func:`unetseg.tiling.tile_step` grid of ``m``. With ``resample`` (training
     pairs) image and mask are resampled to it as well; test pairs keep their own
     resolution, as evaluate resamples them on the fly and scores at the original size.
@@ -62,10 +62,10 @@ def prepared_sample(name: str, origin: str, image: np.ndarray, mask: np.ndarray,
     sample : the pair (mask as uint16) with its classes and weight map.
     positions : (N, 2) int32 output-tile origins ``(y, x)``.
     """
-    grid = tile_grid(scaled_shape(mask.shape, p.scale), m.tile_size, m.out_size,
+    grid = tile_grid(scaled_shape(mask.shape, p.resample_factor), m.tile_size, m.out_size,
                      tile_step(m.out_size, m.depth, m.padding))
     if resample:
-        image, mask = resample_image(image, p.scale), resample_mask(mask, p.scale)
+        image, mask = resample_image(image, p.resample_factor), resample_mask(mask, p.resample_factor)
     classes, weights = training_target(mask, **target_options(p))
     sample = PreparedSample(name, origin, image, mask.astype(np.uint16), classes, weights)
     return sample, grid.positions.astype(np.int32)
