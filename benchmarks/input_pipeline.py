@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from unetseg.config import ModelParams, TrainParams
-from unetseg.data import TileBatches
+from unetseg.batches import TileBatches
 from unetseg.store import TileWriter
 from unetseg.training import compiled_model
 

@@ -8,36 +8,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from unetseg import cli, ctc, sources, synthetic
-from unetseg.config import IngestParams, Params, load_params
-from unetseg.dataset import (ANNOTATION_KINDS, Annotation, Sample, Split, hold_out,
-                             split_annotated, training_pool)
+from unetseg import cli, sources
+from unetseg.config import load_params
 from unetseg.files import atomic_path
 from unetseg.images import write_png
-
-
-def _load(source: str, sha256: str, kinds: tuple[Annotation, ...], params: Params,
-          cache: Path) -> tuple[Path | None, dict[str, list[Sample]]]:
-    if source == "synthetic":
-        s = params.synthetic
-        return None, {"gt": synthetic.generate(s.n_images, s.height, s.width, s.n_cells, s.seed)}
-    folder = sources.resolve_source(source, sha256=sha256, cache_dir=cache)
-    return folder, {kind: sources.read_samples(folder, kind) for kind in kinds}
-
-
-def _split(p: IngestParams, params: Params, cache: Path) -> Split:
-    kinds = ANNOTATION_KINDS[p.annotations]
-    if p.test_source:
-        folder, read = _load(p.source, p.sha256, kinds, params, cache)
-        _, held = _load(p.test_source, p.test_sha256, ("gt",), params, cache)
-        shared = ctc.shared_sequences(folder, held["gt"]) if folder else set()
-        pool = training_pool(read.get("gt", []), read.get("st", []), p.annotations)
-        return hold_out(pool, held["gt"], p.split_gap, shared)
-    if p.test_fraction > 0:
-        kinds = ("gt", *(k for k in kinds if k != "gt"))  # test frames are drawn from the GT
-    _, read = _load(p.source, p.sha256, kinds, params, cache)
-    return split_annotated(read.get("gt", []), read.get("st", []), p.annotations,
-                           p.test_fraction, p.seed, p.split_gap)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     p = params.ingest
-    split = _split(p, params, args.cache)
+    split = sources.load_split(p, params.synthetic, args.cache)
     manifest = []
     with atomic_path(args.out) as tmp:
         pairs = [("train", s) for s in split.train] + [("test", s) for s in split.test]

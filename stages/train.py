@@ -12,14 +12,13 @@ configure_backend()
 import keras
 
 from unetseg import cli
+from unetseg.batches import training_batches
 from unetseg.card import network_card, write_card
 from unetseg.config import PrepareParams, load_params
-from unetseg.data import (TileBatches, contact_tiles, oversample, split_by_sample,
-                          weighted_tiles)
-from unetseg.errors import InputError
-from unetseg.files import atomic_path
 from unetseg.store import TileReader
-from unetseg.training import compiled_model, distribution_scope, fingerprint, fit, load_state, samples_per_second
+from unetseg.files import atomic_path
+from unetseg.training import (compiled_model, distribution_scope, fingerprint, fit, load_state,
+                              run_metrics)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,36 +32,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     m, p = params.model, params.train
+    train, val = training_batches(args.data, m, p)
     with TileReader(args.data) as reader:
-        if reader.in_size != m.tile_size or reader.out_size != m.out_size:
-            raise InputError(f"{args.data}: tiles are {reader.in_size}->{reader.out_size} px but "
-                             f"model.tile_size gives {m.tile_size}->{m.out_size}; re-run prepare")
-        if len(reader) == 0:
-            raise InputError(f"{args.data}: no training tiles")
-        prepare = reader.attr("prepare")
-        train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
-        keep_train, keep_val = weighted_tiles(reader, train_idx), weighted_tiles(reader, val_idx)
-        n_unweighted = int((~keep_train).sum() + (~keep_val).sum())
-        train_idx, val_idx = train_idx[keep_train], val_idx[keep_val]
-        if len(train_idx) == 0:
-            raise InputError(f"{args.data}: every training tile has weight 0 (nothing annotated)")
-        n_contact = 0
-        if p.contact_oversample:
-            w0 = float(reader.attr("target")["w0"])
-            if w0 <= 0:
-                raise InputError("train.contact_oversample: needs weight maps with prepare.w0 > 0 "
-                                 f"(Eq. 2's border term finds the contacts); {args.data} has w0 = {w0}")
-            chosen = contact_tiles(reader, train_idx, w0)
-            n_contact = int(chosen.sum())
-            train_idx = oversample(train_idx, chosen, p.contact_oversample)
+        prepared_with = PrepareParams(**reader.attr("prepare"))
     keras.utils.set_random_seed(p.seed)
     if p.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
-    clip = p.distance_clip if p.distance_weight > 0 else 0.0
-    train = TileBatches(args.data, train_idx, p.batch_size, shuffle=True, seed=p.seed,
-                        steps=p.steps_per_epoch, distance_clip=clip)
-    val = (TileBatches(args.data, val_idx, p.batch_size, shuffle=False, seed=p.seed,
-                       distance_clip=clip) if len(val_idx) else None)
+    clip = train.distance_clip
     run_id = fingerprint(dataclasses.asdict(m), dataclasses.asdict(p), keras.backend.backend(),
                          files=(args.data,))
     state = load_state(args.checkpoint, run_id)
@@ -75,21 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     with distribution_scope(p.strategy) as replicas:
         model = compiled_model(m, p, steps_per_epoch=len(train))
         state = fit(model, train, val, p, args.checkpoint, state, make_live)
-    card = network_card(m, p, PrepareParams(**prepare), distance_clip=clip,
+    card = network_card(m, p, prepared_with, distance_clip=clip,
                         backend=keras.backend.backend(), replicas=replicas, epochs=state.epoch)
     with atomic_path(args.model) as tmp:
         model.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").rename(tmp)
     write_card(args.card, card)
-    history = state.history or {}
-    cli.write_json(args.metrics, {
-        "loss": round(history["loss"][-1], 6) if "loss" in history else None,
-        "val_loss": round(history["val_loss"][-1], 6) if "val_loss" in history else None,
-        "pixel_accuracy": round(history["pixel_accuracy"][-1], 6) if "pixel_accuracy" in history else None,
-        "samples_per_s": round(samples_per_second(state), 3),
-        "epochs": state.epoch, "train_tiles": int(len(train_idx)), "val_tiles": int(len(val_idx)),
-        "contact_tiles": n_contact, "unweighted_tiles": n_unweighted,
-    })
+    cli.write_json(args.metrics, run_metrics(state, len(train.indices),
+                                             len(val.indices) if val is not None else 0))
     train.close()
     if val is not None:
         val.close()

@@ -24,7 +24,7 @@ TINY = {
     "synthetic": {"n_images": 6, "height": 72, "width": 72, "n_cells": 5},
     "augment": {"copies": 1},
     "model": {"depth": 2, "base_filters": 4, "tile_size": 60},
-    "train": {"epochs": 2, "batch_size": 2, "steps_per_epoch": 3},
+    "train": {"epochs": 2, "batch_size": 2, "fixed_steps_per_epoch": 3},
     "evaluate": {"n_overlays": 1},
 }
 
@@ -39,7 +39,7 @@ class Project:
                     "PYTHONPATH": str(path / "src"), "DVC_NO_ANALYTICS": "1",
                     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
                     "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
-                    "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+                    "CUDA_VISIBLE_DEVICES": ""}
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(list(args), cwd=self.path, env=self.env, capture_output=True,

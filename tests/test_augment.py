@@ -10,14 +10,15 @@ from scipy import ndimage as ndi
 
 from unetseg.augment import (augment_pair, elastic_field, flip_rot90, gray_values, sampling_coords,
                              warp, warp_image, warp_labels)
+from unetseg.config import params_from_dict
 from unetseg.errors import InputError
 
 OFF: dict[str, Any] = {"elastic_points": 3, "elastic_sigma": 0.0, "flip": False, "rotate90": False,
-                       "rotate_deg": 0.0, "shift_px": 0.0, "brightness": 0.0, "contrast": 0.0,
+                       "rotate_deg": 0.0, "brightness": 0.0, "contrast": 0.0,
                        "gamma": 0.0}
 DEFAULT: dict[str, Any] = {**OFF, "elastic_sigma": 10.0, "flip": True, "rotate90": True,
                            "brightness": 0.1, "contrast": 0.2, "gamma": 0.2}
-FULL: dict[str, Any] = {**DEFAULT, "rotate_deg": 15.0, "shift_px": 5.0}
+FULL: dict[str, Any] = {**DEFAULT, "rotate_deg": 15.0}
 
 
 def disks(shape: tuple[int, int] = (64, 64), n: int = 7, seed: int = 0) -> np.ndarray:
@@ -71,7 +72,7 @@ def test_mirrored_borders_leave_no_empty_corners() -> None:
     yy, xx = np.indices((64, 64))
     image = (1.0 + 0.3 * np.sin(yy / 5.0) * np.cos(xx / 7.0)).astype(np.float32)
     mask = np.ones((64, 64), dtype=np.uint16)
-    config = {**OFF, "elastic_sigma": 25.0, "shift_px": 20.0, "rotate_deg": 30.0}
+    config = {**OFF, "elastic_sigma": 25.0, "rotate_deg": 30.0}
     for seed in range(5):
         out_image, out_mask = augment_pair(image, mask, np.random.default_rng(seed), **config)
         assert np.isfinite(out_image).all()
@@ -86,7 +87,8 @@ def test_mirror_matches_tile_padding() -> None:
     """Outside pixels repeat the border like numpy.pad(mode='symmetric') used by tiling."""
     image = np.random.default_rng(0).random((9, 11)).astype(np.float32)
     mask = np.arange(99, dtype=np.uint16).reshape(9, 11)
-    coords = sampling_coords(image.shape, shift=(-3.0, 4.0))
+    coords = sampling_coords(image.shape, np.stack([np.full(image.shape, -3.0),
+                                                    np.full(image.shape, 4.0)]))
     out_image, out_mask = warp(image, mask, coords)
     padded_mask = np.pad(mask, ((3, 0), (0, 4)), mode="symmetric")
     np.testing.assert_array_equal(out_mask, padded_mask[:9, 4:])
@@ -149,7 +151,7 @@ def test_rotation_by_90_degrees_is_a_quarter_turn() -> None:
 def test_warp_labels_equals_nearest_map_coordinates() -> None:
     mask = disks((48, 40))
     rng = np.random.default_rng(5)
-    coords = sampling_coords(mask.shape, elastic_field(mask.shape, 3, 15.0, rng), 20.0, (6.0, -9.0))
+    coords = sampling_coords(mask.shape, elastic_field(mask.shape, 3, 15.0, rng), 20.0)
     expected = ndi.map_coordinates(mask, coords, order=0, mode="reflect")
     np.testing.assert_array_equal(warp_labels(mask, coords), expected)
 
@@ -238,15 +240,15 @@ def test_switching_one_part_off_keeps_the_other_draws() -> None:
 
 
 @pytest.mark.parametrize(("change", "key"), [
-    ({"elastic_points": 1}, "elastic_points"),
-    ({"elastic_sigma": -1.0}, "elastic_sigma"),
-    ({"contrast": 1.0}, "contrast"),
-    ({"shift_px": -2.0}, "shift_px"),
+    ({"elastic_points": 1}, "augment.elastic_points"),
+    ({"elastic_sigma": -1.0}, "augment.elastic_sigma"),
+    ({"contrast": 1.0}, "augment.contrast"),
+    ({"rotate_deg": -2.0}, "augment.rotate_deg"),
+    ({"gamma": -0.1}, "augment.gamma"),
 ])
-def test_bad_params_raise_input_error(change: dict[str, Any], key: str) -> None:
-    mask = disks((16, 16))
+def test_bad_params_are_refused_by_the_config(change: dict[str, Any], key: str) -> None:
     with pytest.raises(InputError, match=key):
-        augment_pair(textured(mask), mask, np.random.default_rng(0), **{**DEFAULT, **change})
+        params_from_dict({"augment": {**DEFAULT, **change}})
 
 
 def test_bad_arrays_raise_input_error() -> None:

@@ -12,7 +12,7 @@ from unetseg.errors import InputError
 
 def _network() -> ModelCard:
     return network_card(ModelParams(depth=2, base_filters=4, tile_size=60), TrainParams(),
-                        PrepareParams(scale=0.5), distance_clip=0.0, backend="tensorflow",
+                        PrepareParams(resample_factor=0.5), distance_clip=0.0, backend="tensorflow",
                         replicas=1, epochs=3)
 
 
@@ -25,7 +25,7 @@ def test_round_trip_keeps_every_field(tmp_path):
     write_card(tmp_path / "card.json", card)
     again = read_card(tmp_path / "card.json")
     assert again == card
-    assert again.out_size == 20 and again.step == 20 and again.prepare.scale == 0.5
+    assert again.out_size == 20 and again.step == 20 and again.prepare.resample_factor == 0.5
     assert again.evaluate.threshold == 0.6 and again.scores == {"seg": 0.9}
     assert again.versions["keras"] and again.versions["numpy"]
 

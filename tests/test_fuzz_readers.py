@@ -14,7 +14,7 @@ from PIL import Image
 
 from unetseg.config import Params, params_from_dict
 from unetseg.ctc import read_ctc
-from unetseg.dataset import Sample
+from unetseg.samples import Sample
 from unetseg.em import read_em
 from unetseg.errors import InputError
 from unetseg.images import read_image

@@ -9,7 +9,6 @@ from skimage.segmentation import expand_labels
 
 from unetseg.instances import _grow, label_instances
 from unetseg.metrics import seg_score
-from unetseg.targets import erode_instances
 
 SHAPE = (64, 96)
 
@@ -69,18 +68,6 @@ def test_grow_everywhere_is_expand_labels() -> None:
     everywhere = label_instances(prob, border_px=2, into="all")
     np.testing.assert_array_equal(everywhere, expand_labels(raw, distance=2))
     assert np.count_nonzero(everywhere[gt == 0]) > 0
-
-
-def test_restore_grows_eroded_cells_back_without_merging_them() -> None:
-    gt = _two_touching_disks()
-    eroded = erode_instances(gt, 3)
-    assert len(np.unique(eroded)) == 3, "both cells survive, parted by a wide gap"
-    labels = label_instances(np.where(eroded > 0, 0.9, 0.1), min_size=5, border_px=0,
-                             restore_px=3)
-    np.testing.assert_array_equal(labels, expand_labels(eroded, 3))
-    assert seg_score(gt, labels) > 0.9
-    plain = label_instances(np.where(eroded > 0, 0.9, 0.1), min_size=5, border_px=0)
-    assert seg_score(gt, labels) > seg_score(gt, plain) + 0.1
 
 
 def test_min_size_removes_specks_and_keeps_exact_size() -> None:
@@ -194,8 +181,6 @@ def test_too_many_objects_and_bad_arguments() -> None:
         label_instances(np.zeros((4, 4), np.float32), method="blobs")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=">= 0"):
         label_instances(np.zeros((4, 4), np.float32), border_px=-1)
-    with pytest.raises(ValueError, match=">= 0"):
-        label_instances(np.zeros((4, 4), np.float32), restore_px=-0.5)
     for ratio in (0.0, 1.5):
         with pytest.raises(ValueError, match="neck_ratio"):
             label_instances(np.zeros((4, 4), np.float32), method="watershed", neck_ratio=ratio)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def trained(tmp_path_factory) -> Project:
     """A tiny project after ``dvc repro``: models/ holds model.keras and card.json."""
     project = copy_project(tmp_path_factory.mktemp("predict") / "proj")
-    project.set_params({**TINY, "train": {**TINY["train"], "epochs": 3, "steps_per_epoch": 6}})
+    project.set_params({**TINY, "train": {**TINY["train"], "epochs": 3, "fixed_steps_per_epoch": 6}})
     project.commit("tiny project")
     project.run("dvc", "repro")
     return project

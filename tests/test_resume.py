@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_killed_training_resumes_on_next_repro(project):
-    project.set_params({"train": {"epochs": 4, "steps_per_epoch": 25, "batch_size": 2}})
+    project.set_params({"train": {"epochs": 4, "fixed_steps_per_epoch": 25, "batch_size": 2}})
     project.commit("longer training")
     project.run("dvc", "repro", "augment")
     state_file = project.path / ".checkpoints" / "train" / "state.json"

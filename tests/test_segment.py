@@ -20,7 +20,7 @@ def _segmenter(tile=60, *, scale=1.0, distance=0.0, padding="valid", weights=Non
         rng = np.random.default_rng(0)
         weights = [rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()]
     model.set_weights(weights)
-    card = network_card(m, TrainParams(), PrepareParams(scale=scale), distance_clip=distance,
+    card = network_card(m, TrainParams(), PrepareParams(resample_factor=scale), distance_clip=distance,
                         backend="tensorflow", replicas=1, epochs=1)
     return Segmenter(model, card.evaluated(EvaluateParams(**post), {}))
 
@@ -42,8 +42,8 @@ def test_any_size_and_dtype_gives_labels_of_the_image_shape(dtype, shape):
 
 def test_labels_follow_the_threshold_of_the_probability_map():
     image = generate(1, 80, 90, 6, 0)[0].image
-    strict, loose = _segmenter(threshold=0.9, border_px=0, min_size=0, fill_holes=False), \
-        _segmenter(threshold=0.1, border_px=0, min_size=0, fill_holes=False)
+    strict, loose = _segmenter(threshold=0.9, grow_into_gaps_px=0, min_size=0, fill_holes=False), \
+        _segmenter(threshold=0.1, grow_into_gaps_px=0, min_size=0, fill_holes=False)
     labels, prob = strict.segment(image, probability=True)
     np.testing.assert_array_equal(labels > 0, prob > 0.9)
     assert (loose.segment(image) > 0).sum() >= (labels > 0).sum()

@@ -20,6 +20,8 @@ from unetseg.errors import InputError
 from unetseg.sources import read_samples, resolve_source
 
 DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+needs_shared = pytest.mark.skipif(not DATASETS.is_dir(),
+                                  reason=f"the shared example data is not at {DATASETS}")
 
 
 def _ctc_folder(root: Path) -> Path:
@@ -235,6 +237,7 @@ def test_read_samples_rejects_empty_and_unknown(tmp_path: Path) -> None:
         read_samples(tmp_path / "missing")
 
 
+@needs_shared
 def test_real_phc_u373() -> None:
     folder = resolve_source(str(DATASETS / "PhC-C2DH-U373"), sha256="", cache_dir=Path("unused"))
     samples = read_samples(folder)
@@ -246,6 +249,7 @@ def test_real_phc_u373() -> None:
         assert s.mask.max() >= 1
 
 
+@needs_shared
 def test_real_isbi2012_em() -> None:
     samples = read_samples(DATASETS / "isbi2012-em")
     assert [s.name for s in samples] == [f"em_{k}" for k in range(24)]

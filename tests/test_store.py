@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from unetseg.files import atomic_path
+from unetseg.errors import InputError
 from unetseg.store import PreparedReader, PreparedSample, TileReader, TileWriter, write_prepared
 
 
@@ -76,23 +76,11 @@ def test_tile_writer_refuses_short_store(tmp_path):
                           np.zeros((1, 4, 4), np.float32), 0, 0)
 
 
-def test_atomic_path_keeps_old_output_on_failure(tmp_path):
-    target = tmp_path / "out"
-    with atomic_path(target) as tmp:
-        tmp.mkdir()
-        (tmp / "a.txt").write_text("old")
-    with pytest.raises(ValueError):
-        with atomic_path(target) as tmp:
-            tmp.mkdir()
-            (tmp / "a.txt").write_text("new")
-            raise ValueError("boom")
-    assert (target / "a.txt").read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    with atomic_path(target) as tmp:
-        tmp.mkdir()
-        (tmp / "b.txt").write_text("new")
-    assert [p.name for p in target.iterdir()] == ["b.txt"]
-    f = tmp_path / "f.json"
-    with atomic_path(f) as tmp:
-        tmp.write_text("1")
-    assert f.read_text() == "1"
+@pytest.mark.parametrize("reader", [PreparedReader, TileReader])
+def test_missing_or_foreign_store_is_a_one_line_input_error(tmp_path, reader):
+    with pytest.raises(InputError, match="no such file"):
+        reader(tmp_path / "missing.h5")
+    (tmp_path / "foreign.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="not a readable HDF5 store") as info:
+        reader(tmp_path / "foreign.h5")
+    assert str(tmp_path / "foreign.h5") in str(info.value) and "\n" not in str(info.value)

@@ -1,12 +1,11 @@
-"""Training targets: instance erosion, the class/weight maps built on it, distance targets."""
+"""Training targets: the class/weight maps of separated cells and the distance targets."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy import ndimage
 
-from unetseg.targets import distance_target, erode_instances, training_target
+from unetseg.targets import distance_target, training_target
 from unetseg.weights import separate_touching
 
 
@@ -19,47 +18,15 @@ def _squares() -> np.ndarray:
     return labels
 
 
-def test_zero_radius_is_identity() -> None:
+def test_training_target_separates_touching_cells_and_weighs_the_gap() -> None:
     labels = _squares()
-    assert erode_instances(labels, 0) is labels
-
-
-@pytest.mark.parametrize("radius", [1, 2, 3])
-def test_erosion_shrinks_each_cell_from_background_and_neighbours(radius: int) -> None:
-    labels = _squares()
-    eroded = erode_instances(labels, radius)
-    assert eroded.dtype == labels.dtype
-    for cell in (1, 2):
-        expected = ndimage.binary_erosion(labels == cell, iterations=radius, border_value=0)
-        np.testing.assert_array_equal(eroded == cell, expected)
-    gap = 20 + np.flatnonzero(eroded[18, 20:40] == 0)
-    assert gap.min() == 30 - radius and gap.max() == 29 + radius, "2 * radius gap between cells"
-
-
-def test_image_edge_is_not_a_cell_border() -> None:
-    eroded = erode_instances(_squares(), 2)
-    assert (eroded[0, 52:58] == 3).all() and (eroded[0:10, 59] == 3).all()
-    assert (eroded[10:12, 50:60] == 0).all() and (eroded[:, 50:52] == 0).all()
-
-
-def test_thin_cells_vanish_and_large_ids_survive() -> None:
-    labels = np.zeros((30, 30), np.int64)
-    labels[5:8, 5:25] = 2**40
-    labels[12:28, 5:25] = 7
-    eroded = erode_instances(labels, 2)
-    assert set(np.unique(eroded)) == {0, 7}
-
-
-def test_training_target_is_built_on_eroded_cells() -> None:
-    labels = _squares()
-    plain_classes, plain_weights = training_target(labels, w0=10, sigma=5, balance=True,
-                                                   separate=True)
-    classes, weights = training_target(labels, w0=10, sigma=5, balance=True, separate=True,
-                                       erode=2)
-    np.testing.assert_array_equal(classes, erode_instances(separate_touching(labels), 2) > 0)
-    assert classes.sum() < plain_classes.sum() and (classes <= plain_classes).all()
-    assert weights[18, 30] > plain_weights[18, 20], "the widened gap keeps the border weight"
+    classes, weights = training_target(labels, w0=10, sigma=5, balance=True, separate=True)
+    np.testing.assert_array_equal(classes, separate_touching(labels) > 0)
+    assert classes[18, 29] == 0 or classes[18, 30] == 0, "a background gap parts cells 1 and 2"
+    assert weights[18, 29:31].max() > weights[18, 20] + 5, "the gap gets Eq. 2's border weight"
     assert weights.dtype == np.float32 and weights.shape == labels.shape
+    joined, _ = training_target(labels, w0=10, sigma=5, balance=True, separate=False)
+    np.testing.assert_array_equal(joined, labels > 0)
 
 
 def test_distance_target_is_exact_where_the_tile_shows_the_nearest_background() -> None:
@@ -79,31 +46,3 @@ def test_distance_target_is_exact_where_the_tile_shows_the_nearest_background() 
     assert (mask[1, 30, 52:] == 0).all() and mask[1, 30, 42] == 1 and target[1, 30, 42] > 0
     inside = np.minimum(np.minimum(yy + 1, 60 - yy), np.minimum(xx + 1, 60 - xx)) >= 10
     assert (target[2] == 1).all() and (mask[2] == inside).all()
-
-
-def test_annotated_region_is_the_reach_around_cells():
-    from unetseg.targets import annotated_region
-
-    mask = np.zeros((40, 60), np.uint16)
-    mask[10, 10] = 3
-    region = annotated_region(mask, 5.0)
-    yy, xx = np.mgrid[:40, :60]
-    np.testing.assert_array_equal(region, (yy - 10) ** 2 + (xx - 10) ** 2 <= 25)
-    assert not annotated_region(np.zeros((5, 5), np.uint8), 5.0).any()
-
-
-def test_partial_annotation_ignores_pixels_far_from_annotated_cells():
-    mask = np.zeros((80, 80), np.uint16)
-    mask[10:25, 10:25] = 1
-    mask[10:25, 25:40] = 2
-    kw = dict(w0=10.0, sigma=5.0, balance=True, separate=True)
-    classes, weights = training_target(mask, **kw, ignore_beyond=8.0)
-    plain_classes, plain_weights = training_target(mask, **kw)
-    np.testing.assert_array_equal(classes, plain_classes)
-    assert (weights[50:, :] == 0).all() and (weights[:, 60:] == 0).all()
-    assert (weights[mask > 0] > 0).all() and weights[5, 20] > 0
-    gap = (mask > 0) & (classes == 0)
-    assert weights[gap].min() > 5, "the gap between the cells keeps Eq. 2's border weight"
-    assert (weights > 0).sum() < 0.5 * (plain_weights > 0).sum()
-    _, none = training_target(np.zeros((20, 20), np.uint16), **kw, ignore_beyond=8.0)
-    assert not none.any()

@@ -315,24 +315,3 @@ def test_too_many_cells_raise_input_error() -> None:
     labels = np.arange(1, 70_001, dtype=np.int32).reshape(200, 350) * 3
     with pytest.raises(InputError, match="65535"):
         weight_map(labels)
-
-
-@pytest.mark.parametrize("balance", [True, False])
-def test_known_region_zeroes_the_rest_and_balances_inside_it(balance):
-    labels = _voronoi((64, 80), 6, seed=4, radius=9.0)
-    known = np.zeros(labels.shape, bool)
-    known[:, :50] = True
-    full = weight_map(labels, balance=balance)
-    partial = weight_map(labels, balance=balance, known=known)
-    assert (partial[~known] == 0).all()
-    inside_fg = known & (labels > 0)
-    n, n_fg = known.sum(), inside_fg.sum()
-    w_fg = n / (2 * n_fg) if balance else 1.0
-    w_bg = n / (2 * (n - n_fg)) if balance else 1.0
-    np.testing.assert_allclose(partial[inside_fg], w_fg, rtol=1e-6)
-    border = full - class_weights(labels, balance)  # Eq. 2's border term does not change
-    np.testing.assert_allclose(partial[known & (labels == 0)],
-                               (w_bg + border)[known & (labels == 0)], rtol=1e-5)
-    np.testing.assert_array_equal(weight_map(labels, balance=balance, known=np.ones_like(known)), full)
-    with pytest.raises(InputError, match="known"):
-        weight_map(labels, known=known[:10])

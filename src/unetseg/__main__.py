@@ -15,9 +15,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: unetseg <command> [options]\n\ncommands:\n{listing}",
               file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    from unetseg.runtime import configure_backend
-
-    configure_backend()
     from unetseg import cli, predict
 
     return cli.run(predict.run, argv[1:])

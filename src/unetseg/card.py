@@ -29,7 +29,7 @@ from unetseg.config import (EvaluateParams, ModelParams, PrepareParams, TrainPar
                             section_from_dict)
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
-from unetseg.tileset import NORMALIZE_PERCENTILES
+from unetseg.images import NORMALIZE_PERCENTILES
 from unetseg.tiling import tile_step
 
 CARD_VERSION = 1
@@ -50,7 +50,7 @@ class ModelCard:
     ----------
     format_version : :data:`CARD_VERSION` of the writer.
     model : the architecture and input tile (``model.tile_size`` px in → ``out_size`` out).
-    prepare : how training targets were made; ``prepare.scale`` resamples every image
+    prepare : how training targets were made; ``prepare.resample_factor`` resamples every image
         before the network sees it, and predictions are brought back to the image grid.
     train : the training params.
     out_size : output tile size in px.

@@ -25,6 +25,10 @@ from unetseg.errors import InputError
 from unetseg.tiling import output_size
 
 
+Arch = Literal["unet", "resunet", "unetpp", "attention_unet"]
+"""The U-Net family :func:`unetseg.models.build_model` builds: the one list of architectures."""
+
+
 def _check(cond: bool, key: str, message: str) -> None:
     if not cond:
         line = f"params: {key}: {message}"
@@ -33,12 +37,27 @@ def _check(cond: bool, key: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class IngestParams:
+    """`ingest`: where the image/mask pairs come from and how they split into train and test."""
+
     source: str = "synthetic"
+    """Where the pairs come from: `synthetic` (generated, see `synthetic.*`), a dataset folder or
+    `.zip` (Cell Tracking Challenge 2D or ISBI 2012 EM layout), or an https URL of a `.zip`
+    (downloaded once into `.downloads/`).
+    """
     sha256: str = ""
+    """Expected SHA-256 of the `source` zip or download, 64 hex digits; `""` does not check."""
     test_source: str = ""
+    """A separate labelled test set, in the same forms as `source`; `""` splits `source` by
+    `test_fraction` instead.
+    """
     test_sha256: str = ""
+    """Expected SHA-256 of the `test_source` zip or download; `""` does not check."""
     test_fraction: float = 0.25
+    """Fraction of the pairs held out for testing by a seeded split, in [0, 1) (at least one pair
+    when > 0); unused with a `test_source`.
+    """
     seed: int = 0
+    """Seed of that split."""
     annotations: Literal["gt", "st", "gt+st"] = "gt"
     """CTC training masks: gt, st (silver truth), or gt+st (GT where a frame has one, else ST)."""
     split_gap: int = 3
@@ -59,11 +78,20 @@ class IngestParams:
 
 @dataclass(frozen=True)
 class SyntheticParams:
+    """`synthetic`: the embedded, offline default dataset of touching HeLa-like cells in DIC-like
+    images.
+    """
+
     n_images: int = 32
+    """Image/mask pairs generated, at least 2."""
     height: int = 256
+    """Image height in pixels, 16..8192."""
     width: int = 256
+    """Image width in pixels, 16..8192."""
     n_cells: int = 18
+    """Cells placed per image, 0..5000."""
     seed: int = 0
+    """Seed of the generator: the same seed gives byte-identical images."""
 
     def validate(self) -> None:
         _check(self.n_images >= 2, "synthetic.n_images", "must be at least 2")
@@ -74,55 +102,106 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class PrepareParams:
+    """`prepare`: training targets (paper Fig. 3c, Eq. 2) and the resolution the network works at.
+    """
+
     w0: float = 10.0
+    """Border weight of paper Eq. 2 (paper: 10), >= 0: added on background pixels between two nearly
+    touching cells; 0 leaves only the class weight.
+    """
     sigma: float = 5.0
+    """Width in pixels of Eq. 2's border term (paper: 5), > 0."""
     balance: bool = True
+    """Class balance w_c of Eq. 2: each class weighs `n_pixels / (2 n_class)`, so the rarer one
+    weighs more; false = w_c 1 everywhere.
+    """
     separate_touching: bool = True
-    scale: float = 1.0
-    erode_px: int = 0
-    ignore_beyond_px: float = 0.0
+    """Part touching cells by a background gap in the target (paper Fig. 3c), which Eq. 2 weighs
+    heavily; `evaluate.grow_into_gaps_px` grows the predicted cells back over it. False where
+    membranes already separate the cells (EM).
+    """
+    resample_factor: float = 1.0
+    """Resample images by this factor to train and predict at, in [0.1, 4] (as nnU-Net's target
+    spacing: 0.5 halves large cells so they fit the receptive field and quarters the cost). `w0`,
+    `sigma` and tile sizes are then in resampled pixels; predictions, `evaluate.min_size` and all
+    metrics stay at the original resolution.
+    """
 
     def validate(self) -> None:
         _check(self.w0 >= 0, "prepare.w0", "must be >= 0")
-        _check(0 <= self.ignore_beyond_px <= 10000, "prepare.ignore_beyond_px",
-               "must be in [0, 10000] (0: every pixel is annotated)")
-        _check(0 <= self.erode_px <= 16, "prepare.erode_px", "must be in 0..16")
         _check(self.sigma > 0, "prepare.sigma", "must be > 0")
-        _check(0.1 <= self.scale <= 4, "prepare.scale", "must be in [0.1, 4]")
+        _check(0.1 <= self.resample_factor <= 4, "prepare.resample_factor",
+               "must be in [0.1, 4]")
 
 
 @dataclass(frozen=True)
 class AugmentParams:
+    """`augment`: random copies of each training image (paper §3.1); the weight map of a copy is
+    rebuilt from its deformed mask.
+    """
+
     copies: int = 4
+    """Augmented copies per training image, besides the original, 0..1000."""
     elastic_points: int = 3
+    """Control points per side of the elastic deformation's grid, 2..64 (paper §3.1: 3, a 3 x 3
+    grid).
+    """
     elastic_sigma: float = 10.0
+    """Standard deviation in pixels of the grid points' random displacements (paper: 10), >= 0;
+    interpolated bicubically; 0 = no deformation.
+    """
     flip: bool = True
+    """Random vertical and horizontal flips."""
     rotate90: bool = True
+    """Random rotation by a multiple of 90 degrees (0 or 180 for non-square images)."""
     rotate_deg: float = 0.0
-    shift_px: float = 0.0
+    """Random rotation by U(±this) degrees, in [0, 180], merged into the elastic resampling; 0 =
+    none.
+    """
     brightness: float = 0.1
+    """Random brightness offset U(±this) on the normalised image, >= 0."""
     contrast: float = 0.2
+    """Random contrast factor U(1 ± this) around the image mean, in [0, 1)."""
     gamma: float = 0.2
+    """Random gamma exp(U(±this)) on the min-max rescaled image, >= 0."""
     seed: int = 0
+    """Seed of the augmentation: copy c of image i draws from (seed, i, c), whatever the number of
+    workers.
+    """
 
     def validate(self) -> None:
         _check(0 <= self.copies <= 1000, "augment.copies", "must be in 0..1000")
         _check(2 <= self.elastic_points <= 64, "augment.elastic_points", "must be in 2..64")
         _check(self.elastic_sigma >= 0, "augment.elastic_sigma", "must be >= 0")
         _check(0 <= self.rotate_deg <= 180, "augment.rotate_deg", "must be in [0, 180]")
-        for key in ("shift_px", "brightness", "contrast", "gamma"):
+        for key in ("brightness", "contrast", "gamma"):
             _check(getattr(self, key) >= 0, f"augment.{key}", "must be >= 0")
         _check(self.contrast < 1, "augment.contrast", "must be < 1")
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    arch: Literal["unet", "resunet", "unetpp", "attention_unet"] = "unet"
+    """`model`: the network and its tile geometry (prepare lays out the tiles with it too)."""
+
+    arch: Arch = "unet"
+    """Architecture: `unet` (the paper's), `resunet` (residual blocks with batch norm), `unetpp`
+    (UNet++, nested skip paths), `attention_unet` (attention-gated skips).
+    """
     depth: int = 3
+    """2 x 2 max-pool steps of the contracting path, 1..6 (paper: 4)."""
     base_filters: int = 16
+    """Filters of the first level, doubled at every level down, 1..512 (paper: 64)."""
     padding: Literal["valid", "same"] = "valid"
+    """`valid` convolutions as in the paper (the output tile is smaller than the input; stitched
+    tiles are exact) or `same` (output = input; overlapping tiles are blended).
+    """
     dropout: float = 0.5
+    """Dropout rate at the end of the contracting path (paper §3.1), in [0, 1)."""
     tile_size: int = 188
+    """Input tile side in pixels. With `valid` padding it must fit `depth` (depth 4: 572 -> 388
+    output, paper Fig. 1; a size that does not fit is refused with the nearest ones that do);
+    with `same`, a multiple of `2**depth`.
+    """
 
     def validate(self) -> None:
         _check(1 <= self.depth <= 6, "model.depth", "must be in 1..6")
@@ -141,20 +220,47 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
+    """`train`: optimisation of the weighted cross-entropy (paper Eq. 1), checkpointed every epoch.
+    """
+
     lr: float = 1e-3
+    """Learning rate, in (0, 10]."""
     epochs: int = 12
+    """Epochs, >= 1."""
     batch_size: int = 4
+    """Tiles per batch, 1..4096."""
     seed: int = 0
+    """Seed of the weights, the shuffling, dropout and the validation split."""
     optimizer: Literal["adam", "sgd"] = "adam"
+    """`adam`, or `sgd` with `momentum` (the paper's)."""
     momentum: float = 0.99
+    """SGD momentum (paper: 0.99), in [0, 1); used with `optimizer: sgd` only."""
     lr_schedule: Literal["constant", "cosine", "poly"] = "constant"
+    """`constant` (the paper's), or `cosine` / `poly` (power 0.9, nnU-Net's) decay to 0 over all
+    epochs, resumed exactly from a checkpoint.
+    """
     val_fraction: float = 0.15
-    steps_per_epoch: int = 0
-    contact_oversample: int = 0
+    """Fraction of the training images held out for Keras' validation loss, in [0, 1): their
+    original tiles are validated on, their augmented copies not trained on.
+    """
+    fixed_steps_per_epoch: int = 0
+    """Train exactly this many batches per epoch, >= 0; 0 = not fixed: one pass over the training
+    tiles. More batches than a pass repeat tiles, reshuffled.
+    """
     distance_weight: float = 0.0
+    """Weight of a distance head's binary cross-entropy beside Eq. 1, in [0, 100]. > 0 adds a third
+    output channel that regresses each cell's distance to background (needed by
+    `evaluate.instances: distance`); 0 = no head.
+    """
     distance_clip: float = 20.0
+    """Distance in pixels at which the distance head's target saturates, in [1, 1000]."""
     mixed_precision: bool = False
+    """Compute in float16 with float32 weights (Keras `mixed_float16`); for GPUs."""
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    """Devices: `auto` (MultiWorkerMirroredStrategy when `TF_CONFIG` is set, MirroredStrategy over
+    several GPUs, else one device; on JAX, data parallel over all devices), `default` (one
+    device), `mirrored` (all GPUs, or all logical CPUs), `multi_worker`.
+    """
 
     def validate(self) -> None:
         _check(0 < self.lr <= 10, "train.lr", "must be in (0, 10]")
@@ -162,25 +268,52 @@ class TrainParams:
         _check(1 <= self.batch_size <= 4096, "train.batch_size", "must be >= 1")
         _check(0 <= self.momentum < 1, "train.momentum", "must be in [0, 1)")
         _check(0 <= self.val_fraction < 1, "train.val_fraction", "must be in [0, 1)")
-        _check(self.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0 (0 = all tiles)")
-        _check(0 <= self.contact_oversample <= 100, "train.contact_oversample", "must be in 0..100")
+        _check(self.fixed_steps_per_epoch >= 0, "train.fixed_steps_per_epoch",
+               "must be >= 0 (0 = one pass over the tiles)")
         _check(0 <= self.distance_weight <= 100, "train.distance_weight", "must be in [0, 100]")
         _check(1 <= self.distance_clip <= 1000, "train.distance_clip", "must be in [1, 1000] pixels")
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
+    """`evaluate`: overlap-tile inference on the test images and how probabilities become cells."""
+
     threshold: float = 0.5
+    """Foreground probability cut-off, in (0, 1)."""
     min_size: int = 20
+    """Objects smaller than this many pixels (at the images' own resolution, before growth) are
+    dropped, >= 0.
+    """
     instances: Literal["components", "watershed", "distance"] = "components"
-    border_px: int = 1
+    """How the foreground becomes cells: `components` (4-connected components), `watershed` (also
+    cut touching cells at narrow necks of the distance transform, see `neck_ratio`), `distance`
+    (that watershed on the distance the head predicted; needs `train.distance_weight` > 0).
+    """
+    grow_into_gaps_px: int = 1
+    """Pixels by which cells grow into the gaps between them, undoing `prepare.separate_touching`'s
+    gap, 0..16; 0 keeps them as thresholded (thin membranes, EM).
+    """
     neck_ratio: float = 0.5
+    """`watershed` and `distance`: cut two regions only where their neck is at most this fraction of
+    the thinner part's width, in (0, 1]; 1 keeps every marker's region.
+    """
     fill_holes: bool = True
+    """Close background holes that lie inside one cell, as Cellpose does."""
     tta: bool = False
+    """Average the prediction over the 8 flips and 90-degree rotations, as the paper did for EM."""
     batch_size: int = 4
+    """Tiles per inference batch, >= 1."""
     n_overlays: int = 4
+    """Test images drawn as outline overlays in `plots/evaluate/overlays/`, >= 0."""
     label_offset_y: float = 0.0
+    """Pixels the labels sit below (+) or above (-) what they annotate, in [-8, 8]: the predicted
+    probability is moved by this before thresholding (ISBI 2012 EM: -0.6).
+    `metrics/evaluate.json` reports the shift left over as `offset_y`.
+    """
     label_offset_x: float = 0.0
+    """As `label_offset_y`, to the right (+) or left (-) (ISBI 2012 EM: -0.2); reported as
+    `offset_x`.
+    """
 
     @property
     def label_offset(self) -> tuple[float, float]:
@@ -192,7 +325,8 @@ class EvaluateParams:
         for key in ("label_offset_y", "label_offset_x"):
             _check(abs(getattr(self, key)) <= 8, f"evaluate.{key}", "must be in [-8, 8] pixels")
         _check(self.min_size >= 0, "evaluate.min_size", "must be >= 0")
-        _check(0 <= self.border_px <= 16, "evaluate.border_px", "must be in 0..16")
+        _check(0 <= self.grow_into_gaps_px <= 16, "evaluate.grow_into_gaps_px",
+               "must be in 0..16")
         _check(0 < self.neck_ratio <= 1, "evaluate.neck_ratio", "must be in (0, 1]")
         _check(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
         _check(self.n_overlays >= 0, "evaluate.n_overlays", "must be >= 0")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unetseg.dataset import Annotation, Sample, paired_sample
+from unetseg.samples import Annotation, Sample, paired_sample
 from unetseg.errors import InputError
 from unetseg.images import check_image, check_mask, read_image
 

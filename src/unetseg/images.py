@@ -1,4 +1,5 @@
-"""Single 2-D images on disk: TIFF/PNG reading with validation, deterministic PNG/TIFF writing.
+"""Single 2-D images: TIFF/PNG reading with validation, deterministic PNG/TIFF writing, and the
+percentile normalisation every network input gets.
 
 Readers turn every decoding problem into a one-line :class:`~unetseg.errors.InputError`
 that names the file. ``check_image`` and ``check_mask`` decide what a raw frame and an
@@ -339,3 +340,19 @@ def write_probability(path: str | os.PathLike[str], prob: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, prob, compression="zlib", photometric="minisblack", metadata=None,
                          software=False)
+
+
+NORMALIZE_PERCENTILES = (1.0, 99.8)
+"""Percentiles of an image that :func:`normalize` maps to 0 and 1."""
+
+
+def normalize(image: np.ndarray, low: float = NORMALIZE_PERCENTILES[0],
+              high: float = NORMALIZE_PERCENTILES[1]) -> np.ndarray:
+    """Percentile-normalise a ``(Y, X)`` image to float32, ~[0, 1] between the percentiles.
+
+    Robust to 8/16-bit sources and outliers (the CSBDeep/StarDist convention). Training,
+    inference and overlays all use it.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(image, [low, high])
+    return ((image - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)

@@ -124,7 +124,6 @@ def label_instances(
     neck_ratio: float = 0.5,
     fill_holes: bool = False,
     into: Literal["gaps", "all"] = "gaps",
-    restore_px: float = 0.0,
     distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Turn a foreground probability map into consecutive instance labels.
@@ -153,10 +152,7 @@ def label_instances(
     (``into="gaps"``) they grow only into that gap: background pixels with two
     different objects within ``2 * border_px`` (square window), so outer cell
     outlines keep the size the network predicted; ``into="all"`` grows them
-    everywhere, which adds a ``border_px`` ring around every cell. A model
-    trained on eroded cells (``prepare.erode_px``) predicts them shrunk:
-    ``restore_px`` first grows every object by that distance everywhere
-    (halfway at most towards a neighbour), before the gap growth.
+    everywhere, which adds a ``border_px`` ring around every cell.
 
     Parameters
     ----------
@@ -181,8 +177,6 @@ def label_instances(
         Fill holes that lie inside one object.
     into : {"gaps", "all"}
         Where objects grow by ``border_px`` (see above).
-    restore_px : float
-        Growth everywhere, in pixels, undoing a training-time erosion; 0 = none.
     distance : np.ndarray, optional
         ``(Y, X)`` float predicted distance to background in pixels; required by
         (and only used by) ``"distance"``.
@@ -197,7 +191,7 @@ def label_instances(
     ------
     ValueError
         If ``prob`` is not 2-D, ``method`` or ``into`` is unknown, ``min_size`` or
-        ``border_px`` or ``restore_px`` is negative, ``neck_ratio`` is outside
+        ``border_px`` is negative, ``neck_ratio`` is outside
         (0, 1], ``"distance"`` lacks a ``distance`` of ``prob``'s shape, or more
         than 65535 objects remain.
     """
@@ -211,9 +205,8 @@ def label_instances(
                          f"{None if distance is None else np.shape(distance)}")
     if into not in ("gaps", "all"):
         raise ValueError(f"into must be 'gaps' or 'all', got {into!r}")
-    if min_size < 0 or border_px < 0 or restore_px < 0:
-        raise ValueError("min_size, border_px and restore_px must be >= 0, got "
-                         f"{min_size}, {border_px} and {restore_px}")
+    if min_size < 0 or border_px < 0:
+        raise ValueError(f"min_size and border_px must be >= 0, got {min_size} and {border_px}")
     if not 0 < neck_ratio <= 1:
         raise ValueError(f"neck_ratio must be in (0, 1], got {neck_ratio}")
     foreground = prob > threshold
@@ -235,8 +228,6 @@ def label_instances(
     n = int(labels.max()) if labels.size else 0
     if n > MAX_LABEL:
         raise ValueError(f"{n} objects found, more than the {MAX_LABEL} a uint16 mask can hold")
-    if restore_px > 0:
-        labels = expand_labels(labels, distance=restore_px)
     if border_px > 0:
         labels = _grow(labels, border_px, into)
     return labels.astype(np.uint16)

@@ -16,15 +16,17 @@ Only stock Keras layers are used, so a saved ``.keras`` file loads without
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 
 import keras
 from keras import layers
 
+from unetseg.config import Arch
 from unetseg.errors import InputError
 from unetseg.tiling import input_size_for, output_size
 
-ARCHS = ("unet", "resunet", "unetpp", "attention_unet")
+ARCHS: tuple[str, ...] = typing.get_args(Arch)
 Block = Callable[[keras.KerasTensor, int, str, str], keras.KerasTensor]
 
 

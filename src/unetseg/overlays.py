@@ -9,6 +9,7 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from unetseg.files import atomic_path
+from unetseg.images import normalize
 
 
 def outline_overlay(image: np.ndarray, reference: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -16,10 +17,9 @@ def outline_overlay(image: np.ndarray, reference: np.ndarray, predicted: np.ndar
     predicted outlines in magenta (white where they coincide).
 
     ``image`` is ``(Y, X)`` of any real dtype (shown between its 1st and 99.8th
-    percentiles); ``reference`` and ``predicted`` are ``(Y, X)`` instance labels.
+    percentiles, :func:`unetseg.images.normalize`); ``reference`` and ``predicted`` are ``(Y, X)`` instance labels.
     """
-    lo, hi = np.percentile(image, [1, 99.8])
-    gray = np.clip((image.astype(np.float32) - lo) / max(float(hi - lo), 1e-6), 0, 1)
+    gray = np.clip(normalize(image), 0, 1)
     rgb = np.repeat((gray * 255).astype(np.uint8)[..., None], 3, axis=-1)
     ref = find_boundaries(reference, mode="inner")
     pred = find_boundaries(predicted, mode="inner")

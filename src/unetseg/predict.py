@@ -22,6 +22,7 @@ from tqdm import tqdm
 from unetseg.card import WEIGHTS_FILE, read_model_folder
 from unetseg.ctc import is_sequence, result_name, sequence_frames
 from unetseg.errors import InputError
+from unetseg.runtime import configure_backend
 from unetseg.images import (IMAGE_SUFFIXES, check_image, probe_image, read_image, to_gray,
                             write_mask, write_probability)
 
@@ -159,6 +160,7 @@ def run(argv: list[str] | None = None) -> None:
     jobs = find_jobs(args.inputs)
     check_plan(jobs, args.inputs, args.out, probabilities=args.probabilities,
                overlays=args.overlays, overwrite=args.overwrite)
+    configure_backend()
     from unetseg.overlays import outline_overlay, write_rgb_png
     from unetseg.segment import Segmenter, load_weights
 

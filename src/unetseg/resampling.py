@@ -1,6 +1,6 @@
 """Resampling between the acquisition grid and the grid the network works on.
 
-Like nnU-Net's target spacing, ``prepare.scale`` lets a recipe train and predict at a
+Like nnU-Net's target spacing, ``prepare.resample_factor`` lets a recipe train and predict at a
 lower (or higher) resolution than the images were recorded at: large cells then fit a
 network's receptive field, and each CPU second covers more of the image. Images are
 resampled with interpolation, instance masks by nearest neighbour (ids are kept), and

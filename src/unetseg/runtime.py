@@ -2,16 +2,83 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import json
 import os
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+# What TensorFlow's C++ side prints while it loads, before its log level applies.
+_LOAD_NOISE = re.compile(r"absl::InitializeLog\(\)|port\.cc:\d+\] oneDNN custom operations|"
+                         r"cpu_feature_guard\.cc|rebuild TensorFlow with the appropriate compiler")
+_configured = False
 
 
 def configure_backend() -> None:
-    """Set the backend's process options; call once, before the first ``import keras``.
+    """Set the backend's process options and quiet its start-up; call before ``import keras``.
 
     TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512 VNNI
-    or AMX; on an AVX2 CPU they train our U-Nets ~1.4x faster (benchmarks/cpu_kernels.py).
-    Its C++ INFO and WARNING lines (oneDNN and CPU-instruction notices) are silenced.
-    Both are read when TensorFlow loads; a value the user has set wins.
+    or AMX; on an AVX2 CPU they train our U-Nets ~1.4x faster (benchmarks/cpu_kernels.py),
+    so ``TF_ENABLE_ONEDNN_OPTS`` defaults to 1. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2
+    (C++ INFO and WARNING lines off). TensorFlow 2.21 logs its oneDNN notice through absl
+    before that level applies, so with the Keras backend ``tensorflow`` it is imported
+    here with those known start-up lines dropped from stderr (any other line is kept);
+    then TensorFlow's and absl's Python loggers are set to ERROR. A value the user has
+    set wins: ``TF_CPP_MIN_LOG_LEVEL`` below 2 keeps every line. Calling it again does
+    nothing.
     """
+    global _configured
+    if _configured:
+        return
+    _configured = True
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() not in ("0", "1")
+    if quiet:
+        warnings.filterwarnings("ignore", message=r"Protobuf gencode version", category=UserWarning)
+        if importlib.util.find_spec("absl") is not None:
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.ERROR)
+    if (keras_backend() != "tensorflow" or "tensorflow" in sys.modules
+            or importlib.util.find_spec("tensorflow") is None):
+        return
+    with _dropped_from_stderr(_LOAD_NOISE if quiet else None):
+        import tensorflow as tf
+    if quiet:
+        tf.get_logger().setLevel("ERROR")
+
+
+def keras_backend() -> str:
+    """The backend Keras will load: ``KERAS_BACKEND``, else ``keras.json``'s, else tensorflow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return str(json.loads((home / "keras.json").read_text()).get("backend", "tensorflow"))
+    return "tensorflow"
+
+
+@contextlib.contextmanager
+def _dropped_from_stderr(noise: re.Pattern[str] | None) -> Iterator[None]:
+    """Hold what is written to file descriptor 2 (C++ included); write back non-noise lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines(keepends=True)
+            kept = [line for line in lines if noise is None or not noise.search(line)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()

@@ -1,6 +1,6 @@
 """Segment whole images with a trained model folder: the one API behind evaluate and predict.
 
-The chain (paper Sec. 2, Fig. 2): resample by the card's ``prepare.scale`` → percentile
+The chain (paper Sec. 2, Fig. 2): resample by the card's ``prepare.resample_factor`` → percentile
 normalisation → overlap tiles with mirrored borders → network → stitch → back to the
 image grid → label offset → threshold → instances. Tiles are predicted a batch at a
 time and stitched as they come, so memory grows with the image, not with the tiles.
@@ -24,7 +24,7 @@ from unetseg.errors import InputError
 from unetseg.inference import predict_maps
 from unetseg.instances import label_instances
 from unetseg.resampling import resample_image, resize_probability, scaled_shape, shift_map
-from unetseg.tileset import normalize
+from unetseg.images import normalize
 from unetseg.tiling import TileGrid, tile_grid
 
 
@@ -92,8 +92,8 @@ class Segmenter:
     def grid(self, shape: tuple[int, int]) -> TileGrid:
         """The tiles of an image of ``shape`` ``(Y, X)`` on the network's (resampled) grid."""
         c = self.card
-        return tile_grid(scaled_shape(shape, c.prepare.scale), c.model.tile_size, c.out_size,
-                         c.step)
+        return tile_grid(scaled_shape(shape, c.prepare.resample_factor), c.model.tile_size,
+                         c.out_size, c.step)
 
     def maps(self, image: np.ndarray) -> np.ndarray:
         """Per-pixel network outputs of one whole image, on the image's own grid.
@@ -110,7 +110,7 @@ class Segmenter:
         """
         image = _check_image(image)
         c, p = self.card, self.postprocess
-        work = normalize(resample_image(image, c.prepare.scale), *c.normalize_percentiles)
+        work = normalize(resample_image(image, c.prepare.resample_factor), *c.normalize_percentiles)
         maps = predict_maps(self.model, work, self.grid(image.shape), tta=p.tta,
                             batch_size=p.batch_size, blend=c.model.padding == "same")
         del work
@@ -118,7 +118,7 @@ class Segmenter:
         for k in range(maps.shape[-1]):
             out[..., k] = shift_map(resize_probability(maps[..., k], image.shape), p.label_offset)
         if maps.shape[-1] > 1:
-            out[..., 1] *= c.distance_clip / c.prepare.scale
+            out[..., 1] *= c.distance_clip / c.prepare.resample_factor
         return out
 
     @overload
@@ -145,9 +145,8 @@ class Segmenter:
         """Instance labels ``(Y, X)`` uint16 from :meth:`maps`' output, by the post-processing."""
         p = self.postprocess
         return label_instances(maps[..., 0], threshold=p.threshold, min_size=p.min_size,
-                               method=p.instances, border_px=p.border_px,
+                               method=p.instances, border_px=p.grow_into_gaps_px,
                                neck_ratio=p.neck_ratio, fill_holes=p.fill_holes,
-                               restore_px=self.card.prepare.erode_px / self.card.prepare.scale,
                                distance=maps[..., 1] if p.instances == "distance" else None)
 
 

@@ -25,10 +25,14 @@ from pathlib import Path
 
 from unetseg import __version__
 from unetseg.ctc import looks_like_ctc, read_ctc
-from unetseg.dataset import Annotation, Sample
+from unetseg.config import IngestParams, SyntheticParams
+from unetseg.ctc import shared_sequences
+from unetseg.samples import (ANNOTATION_KINDS, Annotation, Sample, Split, hold_out,
+                             split_annotated, training_pool)
 from unetseg.em import looks_like_em, read_em
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
+from unetseg.synthetic import generate
 
 LAYOUTS = ("a Cell Tracking Challenge 2D dataset (NN/tTTT.tif + NN_GT/SEG/man_segTTT.tif, "
            "optionally NN_ST/SEG) "
@@ -233,3 +237,34 @@ def read_samples(folder: Path, annotation: Annotation = "gt") -> list[Sample]:
                              "dataset with NN_ST/SEG")
         return read_em(folder)
     raise InputError(f"{folder}: unknown dataset layout; expected {LAYOUTS}")
+
+
+def load_split(ingest: IngestParams, synthetic: SyntheticParams, cache: Path) -> Split:
+    """The train and test pairs the ``ingest`` params name.
+
+    ``source`` is ``"synthetic"`` (generated from the ``synthetic`` params) or anything
+    :func:`resolve_source` takes, read for the ``annotations`` asked. With a ``test_source``
+    (read for its GT only) that is the test set, and source frames within ``split_gap`` of
+    one of its frames in a shared sequence do not train; otherwise
+    :func:`unetseg.samples.split_annotated` splits the GT of ``source`` by ``test_fraction``.
+    """
+    def load(source: str, sha256: str,
+             kinds: tuple[Annotation, ...]) -> tuple[Path | None, dict[str, list[Sample]]]:
+        if source == "synthetic":
+            return None, {"gt": generate(synthetic.n_images, synthetic.height, synthetic.width,
+                                         synthetic.n_cells, synthetic.seed)}
+        folder = resolve_source(source, sha256=sha256, cache_dir=cache)
+        return folder, {kind: read_samples(folder, kind) for kind in kinds}
+
+    kinds = ANNOTATION_KINDS[ingest.annotations]
+    if ingest.test_source:
+        folder, read = load(ingest.source, ingest.sha256, kinds)
+        _, held = load(ingest.test_source, ingest.test_sha256, ("gt",))
+        shared = shared_sequences(folder, held["gt"]) if folder else set()
+        pool = training_pool(read.get("gt", []), read.get("st", []), ingest.annotations)
+        return hold_out(pool, held["gt"], ingest.split_gap, shared)
+    if ingest.test_fraction > 0:
+        kinds = ("gt", *(k for k in kinds if k != "gt"))  # test frames are drawn from the GT
+    _, read = load(ingest.source, ingest.sha256, kinds)
+    return split_annotated(read.get("gt", []), read.get("st", []), ingest.annotations,
+                           ingest.test_fraction, ingest.seed, ingest.split_gap)

@@ -15,7 +15,7 @@ Prepared store (``data/prepared/{train,test}.h5``)::
                                                   on the grid the network works on
     attrs: names (JSON list), origins (JSON list), params (JSON), in_size, out_size, step
 
-With ``params.scale != 1`` the training store holds resampled arrays, while the test
+With ``params.resample_factor != 1`` the training store holds resampled arrays, while the test
 store keeps the recorded resolution (evaluate resamples each image before inference).
 
 Tile store (``data/augmented/train.h5``)::
@@ -37,6 +37,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from unetseg.errors import InputError
 
 _COMPRESS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True,
                              "track_times": False}
@@ -77,8 +79,24 @@ def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
     return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl))
 
 
+def _open(path: Path) -> h5py.File:
+    """Open a store for reading; a missing or unreadable file is an :class:`InputError`."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError:
+        raise InputError(f"{path}: not a readable HDF5 store") from None
+
+
 def _attrs_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def tile_table(positions: list[np.ndarray]) -> np.ndarray:
+    """``(N, 3)`` int32 rows (sample index, y, x) from each sample's ``(n_i, 2)`` tile origins."""
+    rows = [np.hstack([np.full((len(p), 1), i), p]) for i, p in enumerate(positions)]
+    return np.concatenate(rows).astype(np.int32) if rows else np.zeros((0, 3), np.int32)
 
 
 def write_prepared(path: Path, samples: list[PreparedSample], tiles: np.ndarray,
@@ -106,7 +124,7 @@ class PreparedReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
+        self._file = _open(self.path)
         self.names: list[str] = json.loads(self._file.attrs["names"])
         self.origins: list[str] = json.loads(self._file.attrs["origins"])
 
@@ -118,6 +136,11 @@ class PreparedReader:
     def tiles(self) -> np.ndarray:
         """``(N, 3)`` int32 (sample index, y, x)."""
         return self._file["tiles"][()]
+
+    def positions(self, index: int) -> np.ndarray:
+        """``(n, 2)`` int64 output-tile origins ``(y, x)`` of sample ``index``."""
+        tiles = self.tiles
+        return tiles[tiles[:, 0] == index, 1:].astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -192,7 +215,7 @@ class TileReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._file = h5py.File(self.path, "r")
+        self._file = _open(self.path)
         self.sample: np.ndarray = self._file["sample"][()]
         self.copy: np.ndarray = self._file["copy"][()]
         self.in_size = int(self._file["inputs"].shape[1]) if len(self.sample) else 0

@@ -7,75 +7,21 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import disk
 
-from unetseg.config import PrepareParams
+from unetseg.config import ModelParams, PrepareParams
+from unetseg.resampling import resample_image, resample_mask, scaled_shape
+from unetseg.store import PreparedSample
+from unetseg.tiling import tile_grid, tile_step
 from unetseg.weights import separate_touching, weight_map
 
 
-def erode_instances(labels: np.ndarray, radius: int) -> np.ndarray:
-    """Shrink every instance by ``radius`` pixels, away from background and other cells.
-
-    A pixel keeps its id only if every pixel within a disk of ``radius`` has the
-    same id (grey erosion equals grey dilation). The image edge is not treated as
-    a cell border (``mode="nearest"``). Instances thinner than ``2 * radius + 1``
-    vanish.
-
-    Parameters
-    ----------
-    labels : np.ndarray
-        ``(Y, X)`` integer instance labels, 0 = background.
-    radius : int
-        Erosion radius in pixels; 0 returns ``labels`` unchanged.
-
-    Returns
-    -------
-    np.ndarray
-        ``(Y, X)`` labels of the same dtype.
-    """
-    if radius <= 0:
-        return labels
-    footprint = disk(radius).astype(bool)
-    low = ndimage.grey_erosion(labels, footprint=footprint, mode="nearest")
-    high = ndimage.grey_dilation(labels, footprint=footprint, mode="nearest")
-    return np.where((low == labels) & (high == labels), labels, 0).astype(labels.dtype)
-
-
-def annotated_region(mask: np.ndarray, reach: float) -> np.ndarray:
-    """Pixels within ``reach`` pixels (Euclidean) of an annotated cell.
-
-    Where a mask annotates only some of the cells in its image (the Cell Tracking
-    Challenge's SEG masks often do), background is known only near the annotated
-    cells: farther out an unannotated cell may lie.
-
-    Parameters
-    ----------
-    mask : (Y, X) integer instance mask, 0 = background.
-    reach : distance in pixels, > 0.
-
-    Returns
-    -------
-    (Y, X) bool; all False for a mask without cells.
-    """
-    mask = np.asarray(mask)
-    if not mask.any():
-        return np.zeros(mask.shape, dtype=bool)
-    return ndimage.distance_transform_edt(mask == 0) <= reach
-
-
 def training_target(mask: np.ndarray, *, w0: float, sigma: float, balance: bool,
-                    separate: bool, erode: int = 0,
-                    ignore_beyond: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                    separate: bool) -> tuple[np.ndarray, np.ndarray]:
     """Class map and weight map for one ``(Y, X)`` uint16 instance mask.
 
-    Touching cells are first separated by a thin background gap (paper Fig. 3c),
-    optionally every cell is shrunk by ``erode`` pixels (:func:`erode_instances`;
-    a wide background ring then parts cells that touch or overlap, and evaluation
-    grows the predicted objects back by the same distance), then the weight map
-    of paper Eq. 2 is computed on these instances, so the gaps between touching
-    cells get the large border weight. With ``ignore_beyond`` > 0 the mask is taken
-    as a partial annotation: pixels farther than that from every annotated cell
-    (:func:`annotated_region`) get weight 0 and no say in the class balance.
+    Touching cells are first separated by a thin background gap (paper Fig. 3c) when
+    ``separate`` is true, then the weight map of paper Eq. 2 is computed on these
+    instances, so the gaps between touching cells get the large border weight.
 
     Returns
     -------
@@ -83,10 +29,7 @@ def training_target(mask: np.ndarray, *, w0: float, sigma: float, balance: bool,
     weights : (Y, X) float32.
     """
     labels = separate_touching(mask) if separate else mask
-    labels = erode_instances(labels, erode)
-    classes = (labels > 0).astype(np.uint8)
-    known = annotated_region(mask, ignore_beyond) if ignore_beyond > 0 else None
-    return classes, weight_map(labels, w0=w0, sigma=sigma, balance=balance, known=known)
+    return (labels > 0).astype(np.uint8), weight_map(labels, w0=w0, sigma=sigma, balance=balance)
 
 
 def target_options(prepare: PrepareParams) -> dict[str, Any]:
@@ -96,8 +39,36 @@ def target_options(prepare: PrepareParams) -> dict[str, Any]:
     params recorded in ``train.h5``, so both stages always agree.
     """
     return {"w0": prepare.w0, "sigma": prepare.sigma, "balance": prepare.balance,
-            "separate": prepare.separate_touching, "erode": prepare.erode_px,
-            "ignore_beyond": prepare.ignore_beyond_px}
+            "separate": prepare.separate_touching}
+
+
+def prepared_sample(name: str, origin: str, image: np.ndarray, mask: np.ndarray,
+                    p: PrepareParams, m: ModelParams, *,
+                    resample: bool) -> tuple[PreparedSample, np.ndarray]:
+    """One ingested pair with its training target, and its overlap tiles (paper Fig. 2).
+
+    The tiles cover the image at ``p.resample_factor``, the resolution the network works at, on
+    the :func:`unetseg.tiling.tile_step` grid of ``m``. With ``resample`` (training
+    pairs) image and mask are resampled to it as well; test pairs keep their own
+    resolution, as evaluate resamples them on the fly and scores at the original size.
+
+    Parameters
+    ----------
+    image : (Y, X) uint8/uint16 raw image.
+    mask : (Y, X) integer instance mask.
+
+    Returns
+    -------
+    sample : the pair (mask as uint16) with its classes and weight map.
+    positions : (N, 2) int32 output-tile origins ``(y, x)``.
+    """
+    grid = tile_grid(scaled_shape(mask.shape, p.resample_factor), m.tile_size, m.out_size,
+                     tile_step(m.out_size, m.depth, m.padding))
+    if resample:
+        image, mask = resample_image(image, p.resample_factor), resample_mask(mask, p.resample_factor)
+    classes, weights = training_target(mask, **target_options(p))
+    sample = PreparedSample(name, origin, image, mask.astype(np.uint16), classes, weights)
+    return sample, grid.positions.astype(np.int32)
 
 
 def distance_target(classes: np.ndarray, weights: np.ndarray,

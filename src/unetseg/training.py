@@ -196,6 +196,15 @@ def samples_per_second(state: RunState) -> float:
     return float(np.sum(samples) / max(np.sum(seconds), 1e-9))
 
 
+def run_metrics(state: RunState, n_train: int, n_val: int) -> dict[str, Any]:
+    """``metrics/train.json``: the last epoch's losses and accuracy, throughput, tile counts."""
+    history = state.history or {}
+    last = {k: round(history[k][-1], 6) if k in history else None
+            for k in ("loss", "val_loss", "pixel_accuracy")}
+    return {**last, "samples_per_s": round(samples_per_second(state), 3), "epochs": state.epoch,
+            "train_tiles": n_train, "val_tiles": n_val}
+
+
 def fit(model: keras.Model, train: keras.utils.PyDataset, val: keras.utils.PyDataset | None,
         p: TrainParams, checkpoint_dir: Path, state: RunState,
         make_live: Callable[[], Any]) -> RunState:

@@ -66,7 +66,7 @@ def _class_values(n: int, n_fg: int, balance: bool) -> tuple[float, float]:
 
 
 def weight_map(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0,
-               balance: bool = True, known: np.ndarray | None = None) -> np.ndarray:
+               balance: bool = True) -> np.ndarray:
     """Weight map of paper Eq. 2: ``w = w_c + w0 exp(-(d1 + d2)² / (2 sigma²))``.
 
     Parameters
@@ -75,9 +75,6 @@ def weight_map(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0,
         65535 distinct cells.
     w0, sigma : border weight and width in pixels (paper: 10 and 5).
     balance : class balance w_c as in :func:`class_weights`; otherwise w_c = 1.
-    known : (Y, X) bool, optional. For masks that annotate only some cells: pixels
-        outside ``known`` get weight 0 and the class balance counts only those inside.
-        Default: every pixel is known.
 
     Returns
     -------
@@ -90,21 +87,11 @@ def weight_map(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0,
     labels = _check_labels(labels)
     _check_params(w0, sigma)
     n_fg = int(np.count_nonzero(labels))
-    n = labels.size
-    if known is not None:
-        known = np.asarray(known, dtype=bool)
-        if known.shape != labels.shape:
-            raise InputError(f"known: shape {known.shape} differs from the labels' {labels.shape}")
-        n, n_fg = int(np.count_nonzero(known)), int(np.count_nonzero(known & (labels > 0)))
-    w_fg, w_bg = _class_values(n, n_fg, balance)
+    w_fg, w_bg = _class_values(labels.size, n_fg, balance)
     t = cutoff(w0, sigma)
     if t <= 2.0 or n_fg == 0:
-        out = np.where(labels > 0, np.float32(w_fg), np.float32(w_bg))
-    else:
-        out = _border_weights(_as_uint16(labels), w0, sigma, t, w_fg, w_bg)
-    if known is not None:
-        out *= known
-    return out
+        return np.where(labels > 0, np.float32(w_fg), np.float32(w_bg))
+    return _border_weights(_as_uint16(labels), w0, sigma, t, w_fg, w_bg)
 
 
 def reference_weight_map(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0,

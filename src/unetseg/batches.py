@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from unetseg.config import ModelParams, TrainParams
+from unetseg.errors import InputError
 from unetseg.store import TileReader
 from unetseg.targets import distance_target
 
@@ -30,70 +31,32 @@ def split_by_sample(sample: np.ndarray, copy: np.ndarray, val_fraction: float,
     return np.flatnonzero(~is_val), np.flatnonzero(is_val & (copy == 0))
 
 
-def contact_tiles(reader: TileReader, indices: np.ndarray, w0: float, *, min_px: int = 20,
-                  chunk: int = 64) -> np.ndarray:
-    """Which tiles show two cells within about sigma of each other (paper Eq. 2).
+def training_batches(path: Path, m: ModelParams,
+                     p: TrainParams) -> tuple[TileBatches, TileBatches | None]:
+    """Training and validation batches of a tile store, split by image (:func:`split_by_sample`).
 
-    A background pixel is a contact where the border term of Eq. 2,
-    ``w0 * exp(-(d1 + d2)**2 / (2 sigma**2))``, exceeds ``w0 / 2`` (so
-    ``d1 + d2 < 1.18 sigma``): its weight exceeds the tile's lowest background
-    weight (the class weight w_c, constant within an image) by more than ``w0 / 2``.
-    Pixels outside the image (weight 0) never count. Tiles are read ``chunk`` at a time.
+    The training batches are reshuffled every epoch, ``p.fixed_steps_per_epoch`` of them (0: one
+    pass); the validation batches (None when no image is held out) are not shuffled. With
+    ``p.distance_weight`` > 0 both carry the distance head's targets.
 
-    Parameters
-    ----------
-    reader : an open tile store.
-    indices : (N,) int tile indices.
-    w0 : the ``w0`` the store's weight maps were built with (> 0).
-    min_px : contact pixels a tile needs to count.
-
-    Returns
-    -------
-    np.ndarray
-        (N,) bool, True for tiles with at least ``min_px`` contact pixels.
+    Raises
+    ------
+    InputError
+        When the store's tiles do not match ``m``'s tile geometry, or it has no tiles.
     """
-    def has_contact(classes: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        background = (classes == 0) & (weights > 0)
-        lowest = np.where(background, weights, np.inf).min(axis=(1, 2), keepdims=True)
-        contact = background & (weights - lowest > w0 / 2)
-        return contact.sum(axis=(1, 2)) >= min_px
-
-    return _tile_test(reader, indices, has_contact, chunk)
-
-
-def weighted_tiles(reader: TileReader, indices: np.ndarray, *, chunk: int = 64) -> np.ndarray:
-    """Which tiles have any pixel of non-zero weight, i.e. anything to learn from.
-
-    Tiles of a partially annotated image far from its annotated cells
-    (``prepare.ignore_beyond_px``) have none.
-
-    Returns
-    -------
-    np.ndarray
-        (N,) bool for the (N,) int tile ``indices``.
-    """
-    return _tile_test(reader, indices, lambda _, weights: (weights > 0).any(axis=(1, 2)), chunk)
-
-
-def _tile_test(reader: TileReader, indices: np.ndarray,
-               test: Callable[[np.ndarray, np.ndarray], np.ndarray], chunk: int) -> np.ndarray:
-    """``test(classes, weights)`` of (B, Y, X) tile batches, read ``chunk`` at a time; (N,) bool."""
-    indices = np.asarray(indices, dtype=np.int64)
-    found = np.zeros(len(indices), dtype=bool)
-    for start in range(0, len(indices), chunk):
-        found[start:start + chunk] = test(*reader.read(indices[start:start + chunk],
-                                                       ("classes", "weights")))
-    return found
-
-
-def oversample(indices: np.ndarray, chosen: np.ndarray, extra: int) -> np.ndarray:
-    """``indices`` followed by ``extra`` more copies of ``indices[chosen]``.
-
-    Each epoch then draws a chosen tile ``1 + extra`` times as often as the others
-    (nnU-Net oversamples foreground tiles the same way).
-    """
-    indices = np.asarray(indices, dtype=np.int64)
-    return np.concatenate([indices] + [indices[np.asarray(chosen, dtype=bool)]] * extra)
+    with TileReader(path) as reader:
+        if reader.in_size != m.tile_size or reader.out_size != m.out_size:
+            raise InputError(f"{path}: tiles are {reader.in_size}->{reader.out_size} px but "
+                             f"model.tile_size gives {m.tile_size}->{m.out_size}; re-run prepare")
+        if len(reader) == 0:
+            raise InputError(f"{path}: no training tiles")
+        train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
+    clip = p.distance_clip if p.distance_weight > 0 else 0.0
+    train = TileBatches(path, train_idx, p.batch_size, shuffle=True, seed=p.seed,
+                        steps=p.fixed_steps_per_epoch, distance_clip=clip)
+    val = (TileBatches(path, val_idx, p.batch_size, shuffle=False, seed=p.seed,
+                       distance_clip=clip) if len(val_idx) else None)
+    return train, val
 
 
 class TileBatches(keras.utils.PyDataset):

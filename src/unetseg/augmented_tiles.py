@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from unetseg.augment import augment_pair
-from unetseg.store import PreparedSample
-from unetseg.targets import training_target
+from unetseg.config import AugmentParams, PrepareParams
+from unetseg.images import normalize
+from unetseg.store import PreparedReader, PreparedSample, TileWriter
+from unetseg.targets import target_options, training_target
 from unetseg.tiling import TileGrid, extract_tiles, mirror_pad
-
-
-NORMALIZE_PERCENTILES = (1.0, 99.8)
-"""Percentiles of an image that :func:`normalize` maps to 0 and 1."""
-
-
-def normalize(image: np.ndarray, low: float = NORMALIZE_PERCENTILES[0],
-              high: float = NORMALIZE_PERCENTILES[1]) -> np.ndarray:
-    """Percentile-normalise a ``(Y, X)`` image to float32, ~[0, 1] between the percentiles.
-
-    Robust to 8/16-bit sources and outliers (the CSBDeep/StarDist convention).
-    """
-    image = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(image, [low, high])
-    return ((image - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)
 
 
 def training_tiles(image: np.ndarray, classes: np.ndarray, weights: np.ndarray,
@@ -85,3 +77,34 @@ def build_tiles(job: TileJob) -> list[tuple[int, np.ndarray, np.ndarray, np.ndar
         classes, weights = training_target(mask, **job.target)
         out.append((copy, *training_tiles(warped, classes, weights, job.grid)))
     return out
+
+
+def tile_jobs(reader: PreparedReader, a: AugmentParams) -> Iterator[TileJob]:
+    """One :class:`TileJob` per prepared image, its targets rebuilt as prepare built them."""
+    in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
+    target = target_options(PrepareParams(**reader.attr("params")))
+    augment = {k: v for k, v in dataclasses.asdict(a).items() if k not in ("copies", "seed")}
+    for i, sample in enumerate(reader):
+        grid = TileGrid(in_size, out_size, reader.positions(i), sample.mask.shape)
+        yield TileJob(i, sample, grid, a.copies, a.seed, augment, target)
+
+
+def write_tile_store(reader: PreparedReader, path: Path, a: AugmentParams, workers: int) -> int:
+    """Write every image's original and ``a.copies`` augmented tiles to a tile store.
+
+    Images are processed by ``workers`` forked processes (1: in this one), in order, so
+    the store is byte-identical for any number of workers. The store's attributes record
+    the augment params and the target options. Returns the number of tiles written.
+    """
+    n_tiles = len(reader.tiles) * (a.copies + 1)
+    jobs = tile_jobs(reader, a)
+    attrs = {"augment": dataclasses.asdict(a), "prepare": reader.attr("params"),
+             "target": target_options(PrepareParams(**reader.attr("params")))}
+    with TileWriter(path, n_tiles, reader.attr("in_size"), reader.attr("out_size"),
+                    attrs) as writer, multiprocessing.get_context("fork").Pool(workers) as pool:
+        results = pool.imap(build_tiles, jobs) if workers > 1 else map(build_tiles, jobs)
+        for i, per_copy in enumerate(tqdm(results, total=len(reader), desc="augment",
+                                          unit="image", disable=None)):
+            for copy, inputs, classes, weights in per_copy:
+                writer.append(inputs, classes, weights, i, copy)
+    return n_tiles

@@ -1,9 +1,7 @@
 import numpy as np
-import pytest
 
-from unetseg.data import TileBatches, contact_tiles, oversample, split_by_sample, weighted_tiles
-from unetseg.store import TileReader, TileWriter
-from unetseg.targets import training_target
+from unetseg.batches import TileBatches, split_by_sample
+from unetseg.store import TileWriter
 
 
 def test_split_by_sample_keeps_images_apart_and_validates_on_originals():
@@ -56,41 +54,6 @@ def test_fixed_steps_repeat_the_data(tmp_path):
     ds.close()
 
 
-def _two_cells(touching: bool) -> np.ndarray:
-    mask = np.zeros((40, 40), np.uint16)
-    mask[5:20, 5:18] = 1
-    if touching:
-        mask[5:20, 18:30] = 2
-    else:
-        mask[25:35, 25:35] = 2
-    return mask
-
-
-@pytest.mark.parametrize("balance", [True, False])
-def test_contact_tiles_finds_only_cells_that_touch(tmp_path, balance):
-    masks = [_two_cells(True), _two_cells(False), np.zeros((40, 40), np.uint16), _two_cells(True)]
-    targets = [training_target(m, w0=10.0, sigma=5.0, balance=balance, separate=True) for m in masks]
-    classes = np.stack([c for c, _ in targets])
-    weights = np.stack([w for _, w in targets])
-    weights[3] = 0.0
-    with TileWriter(tmp_path / "t.h5", 4, 40, 40, {}) as writer:
-        writer.append(np.zeros((4, 40, 40), np.float32), classes, weights, 0, 0)
-    with TileReader(tmp_path / "t.h5") as reader:
-        found = contact_tiles(reader, np.arange(4), 10.0, chunk=3)
-        np.testing.assert_array_equal(found, [True, False, False, False])
-        np.testing.assert_array_equal(contact_tiles(reader, np.array([3, 1, 0]), 10.0),
-                                      [False, False, True])
-        assert not contact_tiles(reader, np.array([0]), 10.0, min_px=10_000).any()
-
-
-def test_oversample_repeats_the_chosen_tiles():
-    indices = np.array([7, 3, 9, 4])
-    out = oversample(indices, np.array([False, True, False, True]), 2)
-    np.testing.assert_array_equal(out, [7, 3, 9, 4, 3, 4, 3, 4])
-    np.testing.assert_array_equal(oversample(indices, np.zeros(4, bool), 5), indices)
-    np.testing.assert_array_equal(oversample(indices, np.ones(4, bool), 0), indices)
-
-
 def test_distance_channels_are_computed_from_each_batch(tmp_path):
     with TileWriter(tmp_path / "d.h5", 3, 8, 12, {}) as w:
         classes = np.zeros((3, 12, 12), np.uint8)
@@ -105,18 +68,3 @@ def test_distance_channels_are_computed_from_each_batch(tmp_path):
     assert y[0, 0, 6, 3] == 0.0 and y[0, 9, 6, 3] == 1.0 and y[0, 6, 6, 3] == 1.0
     plain.close()
     ds.close()
-
-
-def test_weighted_tiles_skips_tiles_with_nothing_to_learn(tmp_path):
-    mask = np.zeros((40, 120), np.uint16)
-    mask[5:15, 5:15] = 1
-    classes, weights = training_target(mask, w0=10.0, sigma=5.0, balance=True, separate=True,
-                                       ignore_beyond=10.0)
-    tiles = np.stack([weights[:, i:i + 40] for i in (0, 40, 80)])
-    with TileWriter(tmp_path / "t.h5", 3, 40, 40, {}) as writer:
-        writer.append(np.zeros((3, 40, 40), np.float32), np.stack([classes[:, i:i + 40]
-                      for i in (0, 40, 80)]), tiles, 0, 0)
-    with TileReader(tmp_path / "t.h5") as reader:
-        np.testing.assert_array_equal(weighted_tiles(reader, np.arange(3), chunk=2),
-                                      [True, False, False])
-        np.testing.assert_array_equal(weighted_tiles(reader, np.array([2, 0])), [False, True])
