@@ -18,7 +18,8 @@ from unetseg.data import (TileBatches, contact_tiles, oversample, split_by_sampl
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
 from unetseg.store import TileReader
-from unetseg.training import compiled_model, distribution_scope, fingerprint, fit, load_state, samples_per_second
+from unetseg.training import (compiled_model, distribution_scope, fingerprint, fit, load_state,
+                              samples_per_second)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,13 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             n_contact = int(chosen.sum())
             train_idx = oversample(train_idx, chosen, p.contact_oversample)
     keras.utils.set_random_seed(p.seed)
-    if p.mixed_precision:
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
     clip = p.distance_clip if p.distance_weight > 0 else 0.0
-    train = TileBatches(args.data, train_idx, p.batch_size, shuffle=True, seed=p.seed,
-                        steps=p.steps_per_epoch, distance_clip=clip)
-    val = (TileBatches(args.data, val_idx, p.batch_size, shuffle=False, seed=p.seed,
-                       distance_clip=clip) if len(val_idx) else None)
     run_id = fingerprint(dataclasses.asdict(m), dataclasses.asdict(p), keras.backend.backend(),
                          files=(args.data,))
     state = load_state(args.checkpoint, run_id)
@@ -70,7 +65,13 @@ def main(argv: list[str] | None = None) -> None:
 
         return Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None)
 
-    with distribution_scope(p.strategy) as replicas:
+    with distribution_scope(p.strategy, p.batch_size) as replicas:
+        train = TileBatches(args.data, train_idx, p.batch_size, shuffle=True, seed=p.seed,
+                            steps=p.steps_per_epoch, distance_clip=clip, multiple=replicas,
+                            workers=p.workers)
+        val = (TileBatches(args.data, val_idx, p.batch_size, shuffle=False, seed=p.seed,
+                           distance_clip=clip, multiple=replicas, workers=p.workers)
+               if len(val_idx) >= replicas else None)
         model = compiled_model(m, p, steps_per_epoch=len(train))
         state = fit(model, train, val, p, args.checkpoint, state, make_live)
     output = "logits (B, out, out, 2); softmax channel 1 = cell"
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
               "input": "percentile-normalised (1, 99.8) grayscale, (B, tile, tile, 1) float32",
               "output": output,
               "train": dataclasses.asdict(p), "backend": keras.backend.backend(),
-              "keras": keras.__version__, "replicas": replicas, "epochs_done": state.epoch}
+              "keras": keras.__version__, "replicas": replicas, "epochs_done": state.epoch,
+              "dtype_policy": model.dtype_policy.name}
     with atomic_path(args.model) as tmp:
         model.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").rename(tmp)
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         "val_loss": round(history["val_loss"][-1], 6) if "val_loss" in history else None,
         "pixel_accuracy": round(history["pixel_accuracy"][-1], 6) if "pixel_accuracy" in history else None,
         "samples_per_s": round(samples_per_second(state), 3),
-        "epochs": state.epoch, "train_tiles": int(len(train_idx)), "val_tiles": int(len(val_idx)),
+        "epochs": state.epoch, "replicas": replicas, "train_tiles": int(len(train_idx)),
+        "val_tiles": int(len(val_idx)),
         "contact_tiles": n_contact, "unweighted_tiles": n_unweighted,
     })
     train.close()

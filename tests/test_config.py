@@ -150,3 +150,22 @@ def test_every_param_is_a_dependency_of_some_stage():
     assert keys == fields, "params.yaml lists every field of the params dataclasses"
     untracked = keys - tracked
     assert not untracked, f"not tracked by dvc.yaml, so changing them re-runs nothing: {untracked}"
+
+
+@pytest.mark.parametrize("value, expected", [(False, "none"), ("none", "none"),
+                                             ("float16", "float16"), ("bfloat16", "bfloat16")])
+def test_mixed_precision_takes_a_dtype_or_false(value, expected):
+    assert params_from_dict({"train": {"mixed_precision": value}}).train.mixed_precision == expected
+
+
+@pytest.mark.parametrize("value", [True, "fp16", "mixed_bfloat16", 1])
+def test_mixed_precision_refuses_anything_else_naming_the_choices(value):
+    with pytest.raises(InputError, match="train.mixed_precision: must be one of none, float16, "
+                                         "bfloat16"):
+        params_from_dict({"train": {"mixed_precision": value}})
+
+
+@pytest.mark.parametrize("value", [0, 257, 1.5, True])
+def test_workers_must_be_a_count(value):
+    with pytest.raises(InputError, match="train.workers"):
+        params_from_dict({"train": {"workers": value}})

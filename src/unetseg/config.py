@@ -145,8 +145,11 @@ class TrainParams:
     contact_oversample: int = 0
     distance_weight: float = 0.0
     distance_clip: float = 20.0
-    mixed_precision: bool = False
+    mixed_precision: Literal["none", "float16", "bfloat16"] = "none"
+    """Compute dtype of the layers (``false`` = ``none``); logits and loss stay float32."""
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    workers: int = 1
+    """Processes that read and build the training batches (1: in the training process)."""
 
     def validate(self) -> None:
         _check(0 < self.lr <= 10, "train.lr", "must be in (0, 10]")
@@ -158,6 +161,7 @@ class TrainParams:
         _check(0 <= self.contact_oversample <= 100, "train.contact_oversample", "must be in 0..100")
         _check(0 <= self.distance_weight <= 100, "train.distance_weight", "must be in [0, 100]")
         _check(1 <= self.distance_clip <= 1000, "train.distance_clip", "must be in [1, 1000] pixels")
+        _check(1 <= self.workers <= 256, "train.workers", "must be in 1..256")
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
+        if value is False and "none" in choices:
+            return "none"
         _check(value in choices, key, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
     if hint is bool:
