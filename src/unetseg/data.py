@@ -160,6 +160,9 @@ class TileBatches(keras.utils.PyDataset):
             y[..., 2], y[..., 3] = distance_target(classes, weights, self.distance_clip)
         return inputs[..., None], y
 
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_reader": None, "_pid": 0}
+
     def set_epoch(self, epoch: int) -> None:
         """Continue the shuffling sequence at ``epoch`` (when resuming a run)."""
         self.epoch = epoch
