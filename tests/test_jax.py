@@ -76,6 +76,7 @@ PREDICT_ON_TF = """
 """
 
 
+@pytest.mark.tensorflow
 def test_jax_trained_model_predicts_the_same_on_tensorflow(tmp_path):
     _python(TRAIN_ON_JAX, "jax", tmp_path)
     out = _python(PREDICT_ON_TF, "tensorflow", tmp_path)

@@ -60,6 +60,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.tensorflow
 def test_mirrored_strategy_on_two_logical_cpus():
     out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300,
                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
@@ -122,6 +123,7 @@ _TF_SEES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("stage, user, expected", [
     ("train", None, "1"), ("evaluate", None, "1"), ("train", "0", "0"),
 ])
