@@ -1,6 +1,20 @@
 # Two commands for a newcomer: `make repro` and `make test`.
+# ACCEL=cuda does the same on an NVIDIA GPU: its own venv from requirements-cuda.lock
+# (Keras on JAX with JAX's CUDA 12 plugin, no TensorFlow), stages run with KERAS_BACKEND=jax.
 PYTHON ?= python3
+ACCEL ?= cpu
+ifeq ($(ACCEL),cpu)
 VENV := .venv
+LOCK := requirements.lock
+TEST_ARGS :=
+else ifeq ($(ACCEL),cuda)
+VENV := .venv-cuda
+LOCK := requirements-cuda.lock
+TEST_ARGS := -m "not tensorflow"
+export KERAS_BACKEND := jax
+else
+$(error ACCEL must be cpu or cuda, not '$(ACCEL)')
+endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -10,9 +24,9 @@ export PYTHONHASHSEED := 0
 .PHONY: repro test test-fast bench exp lock clean-venv
 
 # Re-install only when the lock or the project metadata changed.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -20,10 +34,10 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow$(if $(TEST_ARGS), and not tensorflow)"
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
@@ -35,8 +49,19 @@ exp: $(STAMP)
 	$(if $(strip $(EXP_ARGS)),printf '%s\0' $(EXP_ARGS) >> .exp-args)
 	xargs -0 -a .exp-args $(BIN)/dvc exp run; rc=$$?; rm -f .exp-args; exit $$rc
 
+# Both locks from the CPU venv: the CPU one is what it holds; the CUDA one is pip's resolution
+# of requirements-cuda.in for this platform (Linux x86_64), pinned to the CPU lock's versions
+# where both have a package, without installing anything.
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
+	.venv/bin/python -m pip freeze --exclude-editable > requirements.lock
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check --dry-run \
+	    --ignore-installed --report .cuda-report.json -r requirements-cuda.in -c requirements.lock
+	.venv/bin/python -c 'import json, sys; \
+	    got = json.load(open(".cuda-report.json"))["install"]; \
+	    print("# Fully pinned CUDA environment (Linux x86_64, Python 3.11). Regenerate with: make lock"); \
+	    print("\n".join(sorted("%s==%s" % (i["metadata"]["name"], i["metadata"]["version"]) \
+	                           for i in got)))' > requirements-cuda.lock
+	rm -f .cuda-report.json
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,8 +14,8 @@ import keras
 from unetseg import cli
 from unetseg.batches import training_batches
 from unetseg.card import network_card, write_card
-from unetseg.config import PrepareParams, load_params
-from unetseg.store import TileReader
+from unetseg.config import load_params
+from unetseg.store import tile_store_prepare
 from unetseg.files import atomic_path
 from unetseg.training import (compiled_model, distribution_scope, fingerprint, fit, load_state,
                               run_metrics)
@@ -32,13 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     m, p = params.model, params.train
-    train, val = training_batches(args.data, m, p)
-    with TileReader(args.data) as reader:
-        prepared_with = PrepareParams(**reader.attr("prepare"))
+    prepared_with = tile_store_prepare(args.data)
     keras.utils.set_random_seed(p.seed)
-    if p.mixed_precision:
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
-    clip = train.distance_clip
     run_id = fingerprint(dataclasses.asdict(m), dataclasses.asdict(p), keras.backend.backend(),
                          files=(args.data,))
     state = load_state(args.checkpoint, run_id)
@@ -48,17 +43,19 @@ def main(argv: list[str] | None = None) -> None:
 
         return Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None)
 
-    with distribution_scope(p.strategy) as replicas:
+    with distribution_scope(p.strategy, p.batch_size) as replicas:
+        train, val = training_batches(args.data, m, p, replicas)
         model = compiled_model(m, p, steps_per_epoch=len(train))
         state = fit(model, train, val, p, args.checkpoint, state, make_live)
-    card = network_card(m, p, prepared_with, distance_clip=clip,
+    card = network_card(m, p, prepared_with, distance_clip=train.distance_clip,
                         backend=keras.backend.backend(), replicas=replicas, epochs=state.epoch)
     with atomic_path(args.model) as tmp:
         model.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").rename(tmp)
     write_card(args.card, card)
-    cli.write_json(args.metrics, run_metrics(state, len(train.indices),
-                                             len(val.indices) if val is not None else 0))
+    cli.write_json(args.metrics, {**run_metrics(state, len(train.indices),
+                                                len(val.indices) if val is not None else 0),
+                                  "replicas": replicas})
     train.close()
     if val is not None:
         val.close()

@@ -149,3 +149,22 @@ def test_recipes_are_valid_overrides_of_the_project_params(config):
 def test_recipes_read_the_shared_example_data(config):
     assert (ROOT / _recipe_params(config).ingest.source).is_dir()
 
+
+
+@pytest.mark.parametrize("value, expected", [(False, "none"), ("none", "none"),
+                                             ("float16", "float16"), ("bfloat16", "bfloat16")])
+def test_mixed_precision_takes_a_dtype_or_false(value, expected):
+    assert params_from_dict({"train": {"mixed_precision": value}}).train.mixed_precision == expected
+
+
+@pytest.mark.parametrize("value", [True, "fp16", "mixed_bfloat16", 1])
+def test_mixed_precision_refuses_anything_else_naming_the_choices(value):
+    with pytest.raises(InputError, match="train.mixed_precision: must be one of none, float16, "
+                                         "bfloat16"):
+        params_from_dict({"train": {"mixed_precision": value}})
+
+
+@pytest.mark.parametrize("value", [0, 257, 1.5, True])
+def test_workers_must_be_a_count(value):
+    with pytest.raises(InputError, match="train.workers"):
+        params_from_dict({"train": {"workers": value}})

@@ -84,3 +84,19 @@ def test_missing_or_foreign_store_is_a_one_line_input_error(tmp_path, reader):
     with pytest.raises(InputError, match="not a readable HDF5 store") as info:
         reader(tmp_path / "foreign.h5")
     assert str(tmp_path / "foreign.h5") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_tile_reader_returns_tiles_in_the_asked_order_with_repeats(tmp_path):
+    n = 6
+    inputs = np.arange(n * 16, dtype=np.float32).reshape(n, 4, 4)
+    with TileWriter(tmp_path / "t.h5", n, 4, 2, {}) as writer:
+        writer.append(inputs, (inputs[:, :2, :2] % 2).astype(np.uint8), inputs[:, 1:3, 1:3], 0, 0)
+    order = np.array([4, 1, 4, 0, 5, 1])
+    with TileReader(tmp_path / "t.h5") as reader:
+        got_inputs, got_classes, got_weights = reader.read(order)
+        (only_weights,) = reader.read(order[::-1], ("weights",))
+    np.testing.assert_array_equal(got_inputs, inputs[order])
+    np.testing.assert_array_equal(got_classes, (inputs[order, :2, :2] % 2).astype(np.uint8))
+    np.testing.assert_array_equal(got_weights, inputs[order, 1:3, 1:3])
+    np.testing.assert_array_equal(only_weights, inputs[order[::-1], 1:3, 1:3])
+    assert got_inputs.dtype == np.float32 and got_classes.dtype == np.uint8

@@ -51,7 +51,7 @@ MIRRORED = textwrap.dedent("""
     from unetseg.training import compiled_model, distribution_scope
     m = ModelParams(depth=2, base_filters=4, tile_size=44)
     p = TrainParams(strategy="mirrored", batch_size=4)
-    with distribution_scope(p.strategy) as replicas:
+    with distribution_scope(p.strategy, p.batch_size) as replicas:
         model = compiled_model(m, p)
     x = np.random.default_rng(0).random((8, 44, 44, 1)).astype("float32")
     y = np.zeros((8, 4, 4, 2), "float32"); y[..., 1] = 1.0
@@ -60,10 +60,11 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.tensorflow
 def test_mirrored_strategy_on_two_logical_cpus():
     out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300,
                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-                              "PATH": "/usr/bin:/bin"})
+                              "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src")})
     assert out.returncode == 0, out.stderr[-2000:]
     words = out.stdout.split()
     assert words[words.index("REPLICAS") + 1] == "2"
@@ -122,6 +123,7 @@ _TF_SEES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("stage, user, expected", [
     ("train", None, "1"), ("evaluate", None, "1"), ("train", "0", "0"),
 ])
@@ -140,3 +142,37 @@ def test_importing_the_package_sets_no_environment_variable():
             "print(sorted(set(os.environ.items()) ^ set(before.items())))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("precision, policy", [("none", "float32"), ("float16", "mixed_float16"),
+                                               ("bfloat16", "mixed_bfloat16")])
+def test_mixed_precision_keeps_logits_and_loss_in_float32(precision, policy):
+    import keras
+
+    from unetseg.training import compiled_model
+
+    before = keras.config.dtype_policy().name
+    model = compiled_model(ModelParams(depth=2, base_filters=4, tile_size=44),
+                           TrainParams(mixed_precision=precision))
+    assert keras.config.dtype_policy().name == before, "the global policy is put back"
+    assert model.get_layer("x0_0_conv1").dtype_policy.name == policy
+    assert model.get_layer("logits").compute_dtype == "float32" and model.output.dtype == "float32"
+    x = np.random.default_rng(0).random((2, 44, 44, 1)).astype("float32")
+    y = np.zeros((2, 4, 4, 2), "float32")
+    y[..., 1] = 1.0
+    loss = model.compute_loss(x, y, model(x))
+    assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+    scaled = type(model.optimizer).__name__ == "LossScaleOptimizer"
+    assert scaled == (precision == "float16"), "loss scaling for float16 only"
+
+
+def test_multi_worker_is_refused_off_tensorflow(monkeypatch):
+    import keras
+
+    from unetseg.errors import InputError
+    from unetseg.training import distribution_scope
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(InputError, match="train.strategy: multi_worker needs the TensorFlow"):
+        with distribution_scope("multi_worker", 4):
+            pass

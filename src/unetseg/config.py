@@ -254,13 +254,18 @@ class TrainParams:
     """
     distance_clip: float = 20.0
     """Distance in pixels at which the distance head's target saturates, in [1, 1000]."""
-    mixed_precision: bool = False
-    """Compute in float16 with float32 weights (Keras `mixed_float16`); for GPUs."""
+    mixed_precision: Literal["none", "float16", "bfloat16"] = "none"
+    """Compute dtype of the layers: `none` (float32), `bfloat16` (Ampere/Hopper GPUs, no loss
+    scaling) or `float16` (with loss scaling); `false` means `none`. Logits and loss stay float32.
+    """
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     """Devices: `auto` (MultiWorkerMirroredStrategy when `TF_CONFIG` is set, MirroredStrategy over
     several GPUs, else one device; on JAX, data parallel over all devices), `default` (one
-    device), `mirrored` (all GPUs, or all logical CPUs), `multi_worker`.
+    device), `mirrored` (all GPUs, or all logical CPUs), `multi_worker` (TensorFlow only).
+    `train.batch_size` is the global batch and must divide by the number of devices.
     """
+    workers: int = 1
+    """Processes that read and build the training batches (1: in the training process)."""
 
     def validate(self) -> None:
         _check(0 < self.lr <= 10, "train.lr", "must be in (0, 10]")
@@ -272,6 +277,7 @@ class TrainParams:
                "must be >= 0 (0 = one pass over the tiles)")
         _check(0 <= self.distance_weight <= 100, "train.distance_weight", "must be in [0, 100]")
         _check(1 <= self.distance_clip <= 1000, "train.distance_clip", "must be in [1, 1000] pixels")
+        _check(1 <= self.workers <= 256, "train.workers", "must be in 1..256")
 
 
 @dataclass(frozen=True)
@@ -351,6 +357,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
+        if value is False and "none" in choices:
+            return "none"
         _check(value in choices, key, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
     if hint is bool:

@@ -18,19 +18,29 @@ import keras
 import numpy as np
 
 from unetseg.config import ModelParams, TrainParams
+from unetseg.errors import InputError
 from unetseg.files import atomic_path
 from unetseg.losses import WeightedCrossEntropy, pixel_accuracy
 from unetseg.models import build_model
 
 
 @contextlib.contextmanager
-def distribution_scope(name: str) -> Iterator[int]:
+def distribution_scope(name: str, batch_size: int) -> Iterator[int]:
     """Enter the device strategy named by ``train.strategy``; yields the replica count.
 
-    ``auto``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set, ``MirroredStrategy``
-    over all GPUs when there are several, else the default single device.
-    ``mirrored`` mirrors over all GPUs, or over all logical CPUs when there is no GPU.
-    On the JAX backend a data-parallel distribution over all devices plays that role.
+    On TensorFlow, ``auto`` is ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set,
+    ``MirroredStrategy`` over all GPUs when there are several, else the default single
+    device; ``mirrored`` mirrors over all GPUs, or over all logical CPUs when there is
+    no GPU. On JAX, ``auto`` and ``mirrored`` train data-parallel
+    (``keras.distribution.DataParallel``) over all local devices when there are several.
+    Either way each global batch of ``batch_size`` tiles is split evenly over the
+    replicas, and the previous distribution is back in place on exit.
+
+    Raises
+    ------
+    InputError
+        If ``batch_size`` does not split evenly over the replicas, or ``multi_worker``
+        is asked for on a backend other than TensorFlow.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -44,15 +54,50 @@ def distribution_scope(name: str) -> Iterator[int]:
             strategy = tf.distribute.MirroredStrategy(devices)
         else:
             strategy = tf.distribute.get_strategy()
+        _check_split(batch_size, strategy.num_replicas_in_sync)
         with strategy.scope():
             yield strategy.num_replicas_in_sync
         return
-    if backend == "jax" and name != "default" and len(keras.distribution.list_devices()) > 1:
-        distribution = keras.distribution.DataParallel()
-        keras.distribution.set_distribution(distribution)
-        yield len(keras.distribution.list_devices())
+    if name == "multi_worker":
+        raise InputError(f"train.strategy: multi_worker needs the TensorFlow backend, not {backend}")
+    devices = keras.distribution.list_devices() if backend == "jax" else []
+    if name == "default" or len(devices) < 2:
+        yield 1
         return
-    yield 1
+    _check_split(batch_size, len(devices))
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    try:
+        yield len(devices)
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+def _check_split(batch_size: int, replicas: int) -> None:
+    if batch_size % replicas:
+        raise InputError(f"train.batch_size: {batch_size} tiles do not split evenly over "
+                         f"{replicas} replicas; use a multiple of {replicas} "
+                         "(or train.strategy: default for one device)")
+
+
+POLICIES = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+
+
+@contextlib.contextmanager
+def precision_scope(name: str) -> Iterator[str]:
+    """Build layers under the Keras dtype policy of ``train.mixed_precision``; yields its name.
+
+    ``float16`` and ``bfloat16`` compute in that dtype with float32 variables
+    (``mixed_float16`` gets dynamic loss scaling at ``compile``; bfloat16 has float32's
+    range and needs none, the right choice on Ampere and Hopper GPUs). The final 1x1
+    convolution (:func:`unetseg.models.build_model`) and the loss stay float32.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[name])
+    try:
+        yield POLICIES[name]
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def learning_rate(p: TrainParams,
@@ -90,10 +135,12 @@ def compiled_model(m: ModelParams, p: TrainParams, steps_per_epoch: int = 0) -> 
 
     ``steps_per_epoch`` sets the length of a decaying ``train.lr_schedule``. With
     ``train.distance_weight`` > 0 the network has a third output channel, the distance head.
+    Layers compute in ``train.mixed_precision`` (:func:`precision_scope`).
     """
-    model = build_model(m.arch, depth=m.depth, base_filters=m.base_filters, padding=m.padding,
-                        dropout=m.dropout, input_size=m.tile_size,
-                        n_classes=3 if p.distance_weight > 0 else 2)
+    with precision_scope(p.mixed_precision):
+        model = build_model(m.arch, depth=m.depth, base_filters=m.base_filters,
+                            padding=m.padding, dropout=m.dropout, input_size=m.tile_size,
+                            n_classes=3 if p.distance_weight > 0 else 2)
     model.compile(optimizer=make_optimizer(p, steps_per_epoch * p.epochs),
                   loss=WeightedCrossEntropy(p.distance_weight), metrics=[pixel_accuracy])
     return model
