@@ -66,6 +66,15 @@ def _tiff_series(path: Path, tif: tifffile.TiffFile, colour: bool) -> tifffile.T
     return series
 
 
+def _image_suffix(path: Path) -> str:
+    """The lower-case suffix of a TIFF or PNG path; any other raises a one-line InputError."""
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: unsupported image format {path.suffix!r} "
+                         f"(expected {', '.join(IMAGE_SUFFIXES)})")
+    return suffix
+
+
 def _read_tiff(path: Path, colour: bool = False) -> np.ndarray:
     with tifffile.TiffFile(path) as tif:
         return _tiff_series(path, tif, colour).asarray()
@@ -99,10 +108,7 @@ def read_image(path: str | os.PathLike[str], colour: bool = False) -> np.ndarray
         file; a clear message for colour images, 3-D stacks and empty images.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise InputError(f"{path}: unsupported image format {path.suffix!r} "
-                         f"(expected {', '.join(IMAGE_SUFFIXES)})")
+    suffix = _image_suffix(path)
     try:
         array = _read_tiff(path, colour) if suffix in TIFF_SUFFIXES else _read_pil(path)
     except InputError:
@@ -129,10 +135,7 @@ def probe_image(path: str | os.PathLike[str], colour: bool = False) -> tuple[int
         As :func:`read_image`.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise InputError(f"{path}: unsupported image format {path.suffix!r} "
-                         f"(expected {', '.join(IMAGE_SUFFIXES)})")
+    suffix = _image_suffix(path)
     try:
         if suffix in TIFF_SUFFIXES:
             with tifffile.TiffFile(path) as tif:

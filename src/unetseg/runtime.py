@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import re
 import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 # What TensorFlow's C++ side prints while it loads, before its log level applies.
 _LOAD_NOISE = re.compile(r"absl::InitializeLog\(\)|port\.cc:\d+\] oneDNN custom operations|"
@@ -26,8 +24,9 @@ def configure_backend() -> None:
     or AMX; on an AVX2 CPU they train our U-Nets ~1.4x faster (benchmarks/cpu_kernels.py),
     so ``TF_ENABLE_ONEDNN_OPTS`` defaults to 1. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2
     (C++ INFO and WARNING lines off). TensorFlow 2.21 logs its oneDNN notice through absl
-    before that level applies, so with the Keras backend ``tensorflow`` it is imported
-    here with those known start-up lines dropped from stderr (any other line is kept);
+    before that level applies, so where TensorFlow is installed it is imported here with
+    those known start-up lines dropped from stderr (any other line is kept): Keras imports
+    it with any backend (``keras.utils.set_random_seed`` seeds it too, even on JAX);
     then TensorFlow's and absl's Python loggers are set to ERROR. A value the user has
     set wins: ``TF_CPP_MIN_LOG_LEVEL`` below 2 keeps every line. Calling it again does
     nothing.
@@ -45,8 +44,7 @@ def configure_backend() -> None:
             from absl import logging as absl_logging
 
             absl_logging.set_verbosity(absl_logging.ERROR)
-    if (keras_backend() != "tensorflow" or "tensorflow" in sys.modules
-            or importlib.util.find_spec("tensorflow") is None):
+    if "tensorflow" in sys.modules or not _installed("tensorflow"):
         return
     with _dropped_from_stderr(_LOAD_NOISE if quiet else None):
         import tensorflow as tf
@@ -54,14 +52,11 @@ def configure_backend() -> None:
         tf.get_logger().setLevel("ERROR")
 
 
-def keras_backend() -> str:
-    """The backend Keras will load: ``KERAS_BACKEND``, else ``keras.json``'s, else tensorflow."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        return str(json.loads((home / "keras.json").read_text()).get("backend", "tensorflow"))
-    return "tensorflow"
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
