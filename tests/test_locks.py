@@ -29,3 +29,8 @@ def test_both_locks_agree_on_every_package_they_share():
     cpu, cuda = _pins("requirements.lock"), _pins("requirements-cuda.lock")
     assert {"jax", "jaxlib", "tensorflow-cpu"} <= cpu.keys()
     assert {p: (cpu[p], cuda[p]) for p in cpu.keys() & cuda.keys() if cpu[p] != cuda[p]} == {}
+
+
+def test_both_environments_carry_the_test_oracle():
+    for lock in ("requirements.lock", "requirements-cuda.lock"):
+        assert "py-ctcmetrics" in _pins(lock), lock
