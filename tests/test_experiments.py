@@ -59,7 +59,7 @@ def test_experiments_are_listed_and_compared(project):
         status = project.run("dvc", "queue", "status").stdout
         if "Queued" not in status and "Running" not in status:
             break
-        time.sleep(3)
+        time.sleep(1)
     project.run("dvc", "queue", "stop", check=False)
     grid = [e for e in _experiments(project).values()
             if e["params"].get("train", {}).get("lr") in (0.002, 0.003)]
@@ -81,8 +81,6 @@ def test_branches_are_compared(project):
 
 
 def test_every_architecture_runs_as_an_experiment(project):
-    project.run("dvc", "repro")
-    project.commit("unet results")
     archs = ("resunet", "unetpp", "attention_unet")
     for arch in archs:
         project.run("dvc", "exp", "run", "-n", arch, "-S", f"model.arch={arch}", "-S", "train.epochs=1")

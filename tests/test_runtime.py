@@ -85,11 +85,3 @@ def test_train_on_a_missing_tile_store_prints_exactly_one_error_line(tmp_path):
                              "--params", str(ROOT / "params.yaml"), *STAGE_ARGS["train"]],
                             cwd=tmp_path, capture_output=True, text=True, env=_env(), timeout=300)
     assert (result.returncode, result.stderr) == (1, "error: d.h5: no such file\n")
-
-
-@pytest.mark.slow
-def test_a_tiny_pipeline_prints_no_backend_log_line(project):
-    project.env = {k: v for k, v in project.env.items() if not k.startswith("TF_")}
-    result = project.run("dvc", "repro", "train")
-    assert "Epoch 2/2" in result.stdout
-    assert not BACKEND_LINE.search(result.stdout + result.stderr), result.stderr
