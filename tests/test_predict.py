@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 def trained(tmp_path_factory) -> Project:
     """A tiny project after ``dvc repro``: models/ holds model.keras and card.json."""
     project = copy_project(tmp_path_factory.mktemp("predict") / "proj")
-    project.set_params({**TINY, "train": {**TINY["train"], "epochs": 3, "fixed_steps_per_epoch": 6}})
+    train = {**TINY["train"], "epochs": 3, "fixed_steps_per_epoch": 6}
+    project.set_params({**TINY, "train": train})
     project.commit("tiny project")
     project.run("dvc", "repro")
     return project
@@ -148,7 +149,8 @@ def test_bad_model_folders_end_in_one_error_line(trained, tmp_path, make):
     _test_frames(trained, frames)
     result = _predict(trained, str(tmp_path / model_dir), str(frames), "--out", str(tmp_path / "X"))
     _assert_one_error(result, expected)
-    missing = _predict(trained, str(tmp_path / "nowhere"), str(frames), "--out", str(tmp_path / "X"))
+    missing = _predict(trained, str(tmp_path / "nowhere"), str(frames), "--out",
+                       str(tmp_path / "X"))
     _assert_one_error(missing, "no such model folder")
     assert not (tmp_path / "X").exists()
 

@@ -20,8 +20,8 @@ def _segmenter(tile=60, *, scale=1.0, distance=0.0, padding="valid", weights=Non
         rng = np.random.default_rng(0)
         weights = [rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()]
     model.set_weights(weights)
-    card = network_card(m, TrainParams(), PrepareParams(resample_factor=scale), distance_clip=distance,
-                        backend="tensorflow", replicas=1, epochs=1)
+    card = network_card(m, TrainParams(), PrepareParams(resample_factor=scale),
+                        distance_clip=distance, backend="tensorflow", replicas=1, epochs=1)
     return Segmenter(model, card.evaluated(EvaluateParams(**post), {}))
 
 
