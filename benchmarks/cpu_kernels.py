@@ -26,7 +26,7 @@ def _worker(args: argparse.Namespace) -> None:
     import keras
 
     from unetseg.config import ModelParams, TrainParams
-    from unetseg.training import compiled_model
+    from unetseg.train.fit import compiled_model
 
     m = ModelParams(depth=args.depth, base_filters=args.base_filters, tile_size=args.tile)
     keras.utils.set_random_seed(0)

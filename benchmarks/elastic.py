@@ -1,4 +1,4 @@
-"""Elastic deformation: unetseg.augment vs. the `elasticdeform` package, side by side.
+"""Elastic deformation: unetseg.augment.deform vs. the `elasticdeform` package, side by side.
 
 Both deform the same 512 x 512 image (cubic), instance mask (nearest) and weight map (cubic)
 with a 3 x 3 grid and sigma = 10 px (paper §3.1). ``ratio`` compares like with like: mirrored
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from unetseg.augment import augment_pair, elastic_field, sampling_coords, warp_image, warp_labels
+from unetseg.augment.deform import augment_pair, elastic_field, sampling_coords, warp_image, warp_labels
 from unetseg.config import AugmentParams
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "elasticdeform"

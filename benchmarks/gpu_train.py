@@ -38,17 +38,17 @@ import keras
 import numpy as np
 import yaml
 
-from unetseg.card import network_card
+from unetseg.train.card import network_card
 from unetseg.config import ModelParams, Params, TrainParams, params_from_dict
-from unetseg.batches import TileBatches
-from unetseg.em import read_em
-from unetseg.metrics import pixel_error, rand_error
-from unetseg.segment import Segmenter
-from unetseg.store import PreparedSample, TileWriter
-from unetseg.targets import target_options, training_target
-from unetseg.augmented_tiles import TileJob, build_tiles
+from unetseg.train.batches import TileBatches
+from unetseg.data.em import read_em
+from unetseg.score.metrics import pixel_error, rand_error
+from unetseg.infer.segmenter import Segmenter
+from unetseg.prepare.store import PreparedSample, TileWriter
+from unetseg.prepare.targets import target_options, training_target
+from unetseg.augment.tiles import TileJob, build_tiles
 from unetseg.tiling import tile_grid, tile_step
-from unetseg.training import compiled_model
+from unetseg.train.fit import compiled_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,7 @@ def _cpu() -> str:
 
 
 def _image(size: int) -> np.ndarray:
-    from unetseg.synthetic import generate
+    from unetseg.data.synthetic import generate
 
     tile = generate(1, 256, 256, 18, 0)[0].image
     return np.tile(tile, (size // 256 + 1, size // 256 + 1))[:size, :size]
@@ -48,9 +48,9 @@ def _image(size: int) -> np.ndarray:
 def _model_folder(folder: Path, tile_size: int | None = None) -> Path:
     import keras
 
-    from unetseg.card import network_card, write_card
+    from unetseg.train.card import network_card, write_card
     from unetseg.config import load_params
-    from unetseg.models import build_model
+    from unetseg.train.models import build_model
 
     params = load_params(ROOT / "params.yaml")
     m = params.model
@@ -70,7 +70,7 @@ def _model_folder(folder: Path, tile_size: int | None = None) -> Path:
 
 
 def _child(model_dir: Path, size: int) -> dict:
-    from unetseg.segment import Segmenter
+    from unetseg.infer.segmenter import Segmenter
 
     segmenter = Segmenter.load(model_dir)
     segmenter.segment(_image(256))
@@ -86,7 +86,7 @@ def _child(model_dir: Path, size: int) -> dict:
 
 
 def _untiled_equals_tiled(model_dir: Path, size: int) -> float:
-    from unetseg.segment import Segmenter
+    from unetseg.infer.segmenter import Segmenter
     from unetseg.tiling import input_size_for
 
     tiled = Segmenter.load(model_dir)

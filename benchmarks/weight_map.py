@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage as ndi
 
-from unetseg.weights import reference_weight_map, separate_touching, weight_map
+from unetseg.prepare.weights import reference_weight_map, separate_touching, weight_map
 
 
 def touching_cells(size: int, n_cells: int, seed: int) -> np.ndarray:

@@ -16,15 +16,15 @@ configure_backend()
 from tqdm import tqdm  # noqa: E402
 
 from unetseg import cli  # noqa: E402
-from unetseg.card import read_card, write_card  # noqa: E402
+from unetseg.train.card import read_card, write_card  # noqa: E402
 from unetseg.config import load_params  # noqa: E402
-from unetseg.evaluation import Evaluation  # noqa: E402
+from unetseg.score.report import Evaluation  # noqa: E402
 from unetseg.files import atomic_path  # noqa: E402
 from unetseg.images import write_mask  # noqa: E402
-from unetseg.ctc import prediction_name  # noqa: E402
-from unetseg.overlays import outline_overlay, write_rgb_png  # noqa: E402
-from unetseg.segment import Segmenter, load_weights  # noqa: E402
-from unetseg.store import PreparedReader  # noqa: E402
+from unetseg.data.ctc import prediction_name  # noqa: E402
+from unetseg.score.overlays import outline_overlay, write_rgb_png  # noqa: E402
+from unetseg.infer.segmenter import Segmenter, load_weights  # noqa: E402
+from unetseg.prepare.store import PreparedReader  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from unetseg import cli, sources
+from unetseg import cli
 from unetseg.config import load_params
+from unetseg.data.datasets import load_split
 from unetseg.files import atomic_path
 from unetseg.images import write_png
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     p = params.ingest
-    split = sources.load_split(p, params.synthetic, args.cache)
+    split = load_split(p, params.synthetic, args.cache)
     manifest = []
     with atomic_path(args.out) as tmp:
         pairs = [("train", s) for s in split.train] + [("test", s) for s in split.test]

@@ -20,8 +20,8 @@ from unetseg import cli
 from unetseg.config import load_params
 from unetseg.files import atomic_path
 from unetseg.images import read_png
-from unetseg.store import tile_table, write_prepared
-from unetseg.targets import prepared_sample
+from unetseg.prepare.store import tile_table, write_prepared
+from unetseg.prepare.targets import prepared_sample
 from unetseg.tiling import tile_step
 
 

@@ -12,12 +12,12 @@ configure_backend()
 import keras
 
 from unetseg import cli
-from unetseg.batches import training_batches
-from unetseg.card import network_card, write_card
+from unetseg.train.batches import training_batches
+from unetseg.train.card import network_card, write_card
 from unetseg.config import load_params
-from unetseg.store import tile_store_prepare
+from unetseg.prepare.store import tile_store_prepare
 from unetseg.files import atomic_path
-from unetseg.training import (compiled_model, distribution_scope, fingerprint, fit, load_state,
+from unetseg.train.fit import (compiled_model, distribution_scope, fingerprint, fit, load_state,
                               run_metrics)
 
 

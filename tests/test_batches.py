@@ -1,7 +1,7 @@
 import numpy as np
 
-from unetseg.batches import TileBatches, split_by_sample
-from unetseg.store import TileWriter
+from unetseg.train.batches import TileBatches, split_by_sample
+from unetseg.prepare.store import TileWriter
 
 
 def test_split_by_sample_keeps_images_apart_and_validates_on_originals():

@@ -75,7 +75,7 @@ def test_conv_flops_count_the_paper_network():
     import runpy
 
     from unetseg.config import ModelParams, TrainParams
-    from unetseg.training import compiled_model
+    from unetseg.train.fit import compiled_model
 
     conv_flops = runpy.run_path(str(ROOT / "benchmarks" / "gpu_train.py"))["conv_flops"]
     paper = compiled_model(ModelParams(depth=4, base_filters=64, tile_size=572), TrainParams())

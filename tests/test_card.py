@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from unetseg.card import (CARD_VERSION, ModelCard, network_card, read_card, read_model_folder,
+from unetseg.train.card import (CARD_VERSION, ModelCard, network_card, read_card, read_model_folder,
                           write_card)
 from unetseg.config import EvaluateParams, ModelParams, PrepareParams, TrainParams
 from unetseg.errors import InputError

@@ -1,4 +1,4 @@
-"""Cell Tracking Challenge 2D reader and result names (unetseg.ctc)."""
+"""Cell Tracking Challenge 2D reader and result names (unetseg.data.ctc)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from unetseg.ctc import looks_like_ctc, prediction_name, read_ctc, shared_sequences
+from unetseg.data.ctc import looks_like_ctc, prediction_name, read_ctc, shared_sequences
 from unetseg.errors import InputError
 
 SHAPE = (12, 14)

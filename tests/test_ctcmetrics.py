@@ -15,7 +15,7 @@ import tifffile
 from ctc_metrics.scripts.evaluate import evaluate_sequence
 from scipy import ndimage
 
-from unetseg.metrics import aggregate, evaluate_pair, seg_score
+from unetseg.score.metrics import aggregate, evaluate_pair, seg_score
 
 U373 = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "PhC-C2DH-U373"
 BOTH = ("010", "035", "059", "085", "092", "112")  # frames with GT and ST masks

@@ -1,4 +1,4 @@
-"""ISBI-2012 EM reader: binary labels -> 4-connected cell instances (unetseg.em)."""
+"""ISBI-2012 EM reader: binary labels -> 4-connected cell instances (unetseg.data.em)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from unetseg.em import cells_from_label, looks_like_em, natural_key, read_em
+from unetseg.data.em import cells_from_label, looks_like_em, natural_key, read_em
 from unetseg.errors import InputError
 
 SHAPE = (10, 12)

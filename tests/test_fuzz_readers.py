@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from unetseg.config import Params, params_from_dict
-from unetseg.ctc import read_ctc
-from unetseg.samples import Sample
-from unetseg.em import read_em
+from unetseg.data.ctc import read_ctc
+from unetseg.data.pairs import Sample
+from unetseg.data.em import read_em
 from unetseg.errors import InputError
 from unetseg.images import read_image
-from unetseg.sources import read_samples
+from unetseg.data.datasets import read_samples
 
 # derandomize: the same examples on every run, so CI results are reproducible.
 FUZZ = settings(max_examples=50, deadline=None, database=None, derandomize=True,

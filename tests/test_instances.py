@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from skimage.segmentation import expand_labels
 
-from unetseg.instances import _grow, label_instances
-from unetseg.metrics import seg_score
+from unetseg.infer.instances import _grow, label_instances
+from unetseg.score.metrics import seg_score
 
 SHAPE = (64, 96)
 

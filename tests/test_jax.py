@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from unetseg.config import PrepareParams
-from unetseg.store import TileWriter
+from unetseg.prepare.store import TileWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_dvc_experiment_trains_on_jax_in_bfloat16(project):
 TRAIN_ON_JAX = """
     import numpy as np, keras
     from unetseg.config import ModelParams, TrainParams
-    from unetseg.training import compiled_model
+    from unetseg.train.fit import compiled_model
     assert keras.backend.backend() == "jax"
     rng = np.random.default_rng(0)
     x = rng.random((4, 44, 44, 1), dtype=np.float32)
@@ -126,7 +126,7 @@ def _params(folder: Path, **train: object) -> str:
 
 SHARDS = """
     import keras, numpy as np
-    from unetseg.training import distribution_scope
+    from unetseg.train.fit import distribution_scope
     with distribution_scope("auto", 4) as replicas:
         layout = keras.distribution.distribution().get_data_layout((4, 8))
         x = keras.distribution.distribute_tensor(np.zeros((4, 8), "float32"), layout)

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from unetseg.losses import (WeightedCrossEntropy, distance_cross_entropy, pixel_accuracy,
+from unetseg.train.losses import (WeightedCrossEntropy, distance_cross_entropy, pixel_accuracy,
                             weighted_cross_entropy)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.metrics import adapted_rand_error
 
-from unetseg.metrics import (aggregate, dice, evaluate_pair, iou, object_counts, overlap_matrix,
+from unetseg.score.metrics import (aggregate, dice, evaluate_pair, iou, object_counts, overlap_matrix,
                              pixel_error, rand_error, seg_score)
 
 

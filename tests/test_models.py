@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from unetseg.errors import InputError
-from unetseg.losses import WeightedCrossEntropy, pixel_accuracy
-from unetseg.models import ARCHS, build_model
+from unetseg.train.losses import WeightedCrossEntropy, pixel_accuracy
+from unetseg.train.models import ARCHS, build_model
 from unetseg.tiling import output_size
 
 

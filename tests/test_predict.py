@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import TINY, Project, copy_project
 from unetseg.images import read_png
-from unetseg.segment import Segmenter
+from unetseg.infer.segmenter import Segmenter
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from unetseg.resampling import (offset_errors, offset_grid, resample_image, resample_mask,
+from unetseg.prepare.resampling import (offset_errors, offset_grid, resample_image, resample_mask,
                                 resize_probability, scaled_shape, shift_map)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from unetseg.errors import InputError
-from unetseg.store import PreparedReader, PreparedSample, TileReader, TileWriter, write_prepared
+from unetseg.prepare.store import PreparedReader, PreparedSample, TileReader, TileWriter, write_prepared
 
 
 def _samples(n=3):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from unetseg import synthetic
+from unetseg.data import synthetic
 from unetseg.errors import InputError
 
 H, W, N_CELLS = 128, 128, 12

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from unetseg.targets import distance_target, training_target
-from unetseg.weights import separate_touching
+from unetseg.prepare.targets import distance_target, training_target
+from unetseg.prepare.weights import separate_touching
 
 
 def _squares() -> np.ndarray:

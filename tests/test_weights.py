@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-import unetseg.weights as weights
+import unetseg.prepare.weights as weights
 from unetseg.errors import InputError
-from unetseg.weights import (class_weights, cutoff, reference_weight_map, separate_touching,
+from unetseg.prepare.weights import (class_weights, cutoff, reference_weight_map, separate_touching,
                              weight_map)
 
 

@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: unetseg <command> [options]\n\ncommands:\n{listing}",
               file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    from unetseg import cli, predict
+    from unetseg import cli
+    from unetseg.infer import predict
 
     return cli.run(predict.run, argv[1:])
 

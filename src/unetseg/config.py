@@ -26,7 +26,7 @@ from unetseg.tiling import output_size
 
 
 Arch = Literal["unet", "resunet", "unetpp", "attention_unet"]
-"""The U-Net family :func:`unetseg.models.build_model` builds: the one list of architectures."""
+"""The U-Net family :func:`unetseg.train.models.build_model` builds: the one list of architectures."""
 
 
 def _check(cond: bool, key: str, message: str) -> None:

@@ -3,7 +3,7 @@ percentile normalisation every network input gets.
 
 Readers turn every decoding problem into a one-line :class:`~unetseg.errors.InputError`
 that names the file. ``check_image`` and ``check_mask`` decide what a raw frame and an
-instance mask may contain; the dataset readers (:mod:`unetseg.ctc`, :mod:`unetseg.em`)
+instance mask may contain; the dataset readers (:mod:`unetseg.data.ctc`, :mod:`unetseg.data.em`)
 call them on every pair.
 """
 

@@ -9,10 +9,10 @@ import numpy as np
 from scipy import ndimage
 
 from unetseg.config import ModelParams, PrepareParams
-from unetseg.resampling import resample_image, resample_mask, scaled_shape
-from unetseg.store import PreparedSample
+from unetseg.prepare.resampling import resample_image, resample_mask, scaled_shape
+from unetseg.prepare.store import PreparedSample
 from unetseg.tiling import tile_grid, tile_step
-from unetseg.weights import separate_touching, weight_map
+from unetseg.prepare.weights import separate_touching, weight_map
 
 
 def training_target(mask: np.ndarray, *, w0: float, sigma: float, balance: bool,

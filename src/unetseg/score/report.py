@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from unetseg.metrics import aggregate, evaluate_pair
-from unetseg.resampling import offset_errors, offset_grid
+from unetseg.score.metrics import aggregate, evaluate_pair
+from unetseg.prepare.resampling import offset_errors, offset_grid
 
 
 class Evaluation:
@@ -38,7 +38,7 @@ class Evaluation:
 
         Returns
         -------
-        The image's :func:`unetseg.metrics.evaluate_pair` result.
+        The image's :func:`unetseg.score.metrics.evaluate_pair` result.
         """
         result = evaluate_pair(reference, labels)
         self._errors += offset_errors(prob, reference > 0, self.threshold, self._offsets)
@@ -48,7 +48,7 @@ class Evaluation:
         return result
 
     def summary(self) -> dict[str, float | int]:
-        """Pooled metrics (:func:`unetseg.metrics.aggregate`, floats rounded to 6 digits) plus
+        """Pooled metrics (:func:`unetseg.score.metrics.aggregate`, floats rounded to 6 digits) plus
         ``offset_y`` / ``offset_x``: the shift of the probability maps that best fits the labels.
 
         Raises

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from unetseg.config import ModelParams, TrainParams
-from unetseg.training import RunState, fingerprint, load_state, samples_per_second
+from unetseg.train.fit import RunState, fingerprint, load_state, samples_per_second
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ MIRRORED = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from unetseg.config import ModelParams, TrainParams
-    from unetseg.training import compiled_model, distribution_scope
+    from unetseg.train.fit import compiled_model, distribution_scope
     m = ModelParams(depth=2, base_filters=4, tile_size=44)
     p = TrainParams(strategy="mirrored", batch_size=4)
     with distribution_scope(p.strategy, p.batch_size) as replicas:
@@ -75,7 +75,7 @@ def test_mirrored_strategy_on_two_logical_cpus():
 @pytest.mark.parametrize("schedule, half",
                          [("constant", 1.0), ("cosine", 0.5), ("poly", 0.5 ** 0.9)])
 def test_learning_rate_schedules_decay_to_zero_over_all_steps(schedule, half):
-    from unetseg.training import learning_rate
+    from unetseg.train.fit import learning_rate
 
     lr = learning_rate(TrainParams(lr=0.01, lr_schedule=schedule), total_steps=100)
     value = (lambda step: float(lr(step))) if callable(lr) else (lambda step: lr)
@@ -88,7 +88,7 @@ def test_learning_rate_schedules_decay_to_zero_over_all_steps(schedule, half):
 
 
 def test_resumed_schedule_continues_where_the_checkpoint_stopped(tmp_path):
-    from unetseg.training import compiled_model, restore
+    from unetseg.train.fit import compiled_model, restore
 
     m, p = ModelParams(depth=2, base_filters=4, tile_size=44), TrainParams(lr=0.01, epochs=4,
                                                                            lr_schedule="cosine")
@@ -149,7 +149,7 @@ def test_importing_the_package_sets_no_environment_variable():
 def test_mixed_precision_keeps_logits_and_loss_in_float32(precision, policy):
     import keras
 
-    from unetseg.training import compiled_model
+    from unetseg.train.fit import compiled_model
 
     before = keras.config.dtype_policy().name
     model = compiled_model(ModelParams(depth=2, base_filters=4, tile_size=44),
@@ -170,7 +170,7 @@ def test_multi_worker_is_refused_off_tensorflow(monkeypatch):
     import keras
 
     from unetseg.errors import InputError
-    from unetseg.training import distribution_scope
+    from unetseg.train.fit import distribution_scope
 
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(InputError, match="train.strategy: multi_worker needs the TensorFlow"):

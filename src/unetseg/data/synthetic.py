@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import relabel_sequential
 
-from unetseg.samples import Sample
+from unetseg.data.pairs import Sample
 from unetseg.errors import InputError
 
 SHEAR_ANGLE_DEG = 45.0

@@ -6,7 +6,7 @@ in channel 0 and the weight map ``w(x)`` (paper Eq. 2) in channel 1. ``y_pred`` 
 ``(B, out, out, 2)`` logits. A model with a distance head (``train.distance_weight``)
 has a third logit channel, and its targets two more channels: the clipped distance to
 background in [0, 1] and the mask of pixels where it is known
-(:func:`unetseg.targets.distance_target`). Only ``keras.ops`` is used, so all run on
+(:func:`unetseg.prepare.targets.distance_target`). Only ``keras.ops`` is used, so all run on
 the TensorFlow, JAX and torch backends.
 """
 

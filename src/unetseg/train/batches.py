@@ -12,8 +12,8 @@ import numpy as np
 
 from unetseg.config import ModelParams, TrainParams
 from unetseg.errors import InputError
-from unetseg.store import TileReader
-from unetseg.targets import distance_target
+from unetseg.prepare.store import TileReader
+from unetseg.prepare.targets import distance_target
 
 
 def split_by_sample(sample: np.ndarray, copy: np.ndarray, val_fraction: float,
@@ -69,9 +69,9 @@ class TileBatches(keras.utils.PyDataset):
 
     ``x`` is ``(B, in, in, 1)`` float32; ``y`` is ``(B, out, out, 2)`` float32 with
     the class in channel 0 and the weight map in channel 1 (see
-    :func:`unetseg.losses.weighted_cross_entropy`). With ``distance_clip`` > 0 ``y``
+    :func:`unetseg.train.losses.weighted_cross_entropy`). With ``distance_clip`` > 0 ``y``
     has two more channels, the distance head's target and mask
-    (:func:`unetseg.targets.distance_target`), computed from each batch's classes.
+    (:func:`unetseg.prepare.targets.distance_target`), computed from each batch's classes.
     Only the tiles of one batch are read at a time, in file order. The file is opened
     lazily, once per process, so the object can be sent to worker processes
     (``workers`` > 1 reads batches in that many processes ahead of training).

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from unetseg.card import network_card
+from unetseg.train.card import network_card
 from unetseg.config import EvaluateParams, ModelParams, PrepareParams, TrainParams
 from unetseg.errors import InputError
-from unetseg.models import build_model
-from unetseg.segment import Segmenter
-from unetseg.synthetic import generate
+from unetseg.train.models import build_model
+from unetseg.infer.segmenter import Segmenter
+from unetseg.data.synthetic import generate
 from unetseg.tiling import input_size_for
 
 

@@ -1,9 +1,9 @@
-"""Where a dataset comes from: a folder, a ``.zip`` or an http(s) URL of a zip -> a local folder.
+"""Bring a dataset source to a local folder: a folder, a ``.zip`` or an http(s) URL of a zip.
 
 Zips are checked against an optional SHA-256, extracted safely (no absolute paths,
 ``..`` or symlinks) into ``cache_dir/<sha256[:16]>/`` and reused on later runs;
-downloads land in ``cache_dir/downloads/`` once. :func:`read_samples` then picks the
-reader for the folder's layout (Cell Tracking Challenge or ISBI 2012 EM).
+downloads land in ``cache_dir/downloads/`` once. :mod:`unetseg.data.datasets` then
+reads the folder's layout.
 """
 
 from __future__ import annotations
@@ -24,20 +24,14 @@ import zlib
 from pathlib import Path
 
 from unetseg import __version__
-from unetseg.ctc import looks_like_ctc, read_ctc
-from unetseg.config import IngestParams, SyntheticParams
-from unetseg.ctc import shared_sequences
-from unetseg.samples import (ANNOTATION_KINDS, Annotation, Sample, Split, hold_out,
-                             split_annotated, training_pool)
-from unetseg.em import looks_like_em, read_em
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
-from unetseg.synthetic import generate
 
 LAYOUTS = ("a Cell Tracking Challenge 2D dataset (NN/tTTT.tif + NN_GT/SEG/man_segTTT.tif, "
            "optionally NN_ST/SEG) "
            "or an ISBI-2012 EM dataset (train/image/K.png + train/label/K.png)")
-_IGNORED = ("__MACOSX", ".DS_Store")
+IGNORED_NAMES = ("__MACOSX", ".DS_Store")
+"""Entries of a dataset folder or zip that are not part of the dataset."""
 
 
 def file_sha256(path: Path) -> str:
@@ -128,16 +122,17 @@ def _download(url: str, sha256: str, cache_dir: Path, timeout: float) -> Path:
     except urllib.error.HTTPError as err:
         raise InputError(f"{url}: download failed: HTTP {err.code} {err.reason}") from None
     except urllib.error.URLError as err:
-        reason = err.reason if isinstance(err.reason, str) else _describe(err.reason, timeout)
+        reason = err.reason if isinstance(err.reason, str) else describe(err.reason, timeout)
         raise InputError(f"{url}: cannot download: {reason}") from None
     except (OSError, http.client.HTTPException, ValueError) as err:
-        raise InputError(f"{url}: cannot download: {_describe(err, timeout)}") from None
+        raise InputError(f"{url}: cannot download: {describe(err, timeout)}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return target
 
 
-def _describe(err: BaseException, timeout: float | None = None) -> str:
+def describe(err: BaseException, timeout: float | None = None) -> str:
+    """A short one-line reason for an OS or network error."""
     if isinstance(err, TimeoutError) and timeout is not None:
         return f"timed out after {timeout:g} s"
     text = getattr(err, "strerror", None) or str(err)
@@ -168,10 +163,10 @@ def _extract(path: Path, sha256: str, cache_dir: Path, label: str) -> Path:
             raise
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError,
                 ValueError, zlib.error, lzma.LZMAError) as err:
-            raise InputError(f"{path}: not a valid zip file ({_describe(err)})") from None
+            raise InputError(f"{path}: not a valid zip file ({describe(err)})") from None
         except OSError as err:
-            raise InputError(f"{path}: cannot extract: {_describe(err)}") from None
-    entries = [p for p in dest.iterdir() if p.name not in _IGNORED and not p.name.startswith(".")]
+            raise InputError(f"{path}: cannot extract: {describe(err)}") from None
+    entries = [p for p in dest.iterdir() if p.name not in IGNORED_NAMES and not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
 
 
@@ -197,74 +192,3 @@ def _safe_extract(archive: zipfile.ZipFile, into: Path, path: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(info) as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-
-
-def read_samples(folder: Path, annotation: Annotation = "gt") -> list[Sample]:
-    """Detect the dataset layout of ``folder`` and read its image/mask pairs.
-
-    Parameters
-    ----------
-    folder : a dataset folder (see :data:`LAYOUTS`).
-    annotation : ``"gt"`` for the reference masks, ``"st"`` for a Cell Tracking Challenge
-        dataset's silver truth (``NN_ST/SEG``).
-
-    Returns
-    -------
-    list[Sample]
-        From :func:`unetseg.ctc.read_ctc` or :func:`unetseg.em.read_em`.
-
-    Raises
-    ------
-    InputError
-        Not a folder, an empty folder, a layout that is neither CTC nor EM, or ``"st"``
-        for a layout without silver truth.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder; expected {LAYOUTS}")
-    try:
-        entries = [p for p in folder.iterdir() if p.name not in _IGNORED]
-    except OSError as err:
-        raise InputError(f"{folder}: cannot list folder: {_describe(err)}") from None
-    if not entries:
-        raise InputError(f"{folder}: empty folder; expected {LAYOUTS}")
-    if looks_like_ctc(folder):
-        return read_ctc(folder, annotation)
-    if looks_like_em(folder):
-        if annotation != "gt":
-            raise InputError(f"{folder}: an ISBI-2012 EM dataset has no silver-truth masks; "
-                             "ingest.annotations st and gt+st need a Cell Tracking Challenge "
-                             "dataset with NN_ST/SEG")
-        return read_em(folder)
-    raise InputError(f"{folder}: unknown dataset layout; expected {LAYOUTS}")
-
-
-def load_split(ingest: IngestParams, synthetic: SyntheticParams, cache: Path) -> Split:
-    """The train and test pairs the ``ingest`` params name.
-
-    ``source`` is ``"synthetic"`` (generated from the ``synthetic`` params) or anything
-    :func:`resolve_source` takes, read for the ``annotations`` asked. With a ``test_source``
-    (read for its GT only) that is the test set, and source frames within ``split_gap`` of
-    one of its frames in a shared sequence do not train; otherwise
-    :func:`unetseg.samples.split_annotated` splits the GT of ``source`` by ``test_fraction``.
-    """
-    def load(source: str, sha256: str,
-             kinds: tuple[Annotation, ...]) -> tuple[Path | None, dict[str, list[Sample]]]:
-        if source == "synthetic":
-            return None, {"gt": generate(synthetic.n_images, synthetic.height, synthetic.width,
-                                         synthetic.n_cells, synthetic.seed)}
-        folder = resolve_source(source, sha256=sha256, cache_dir=cache)
-        return folder, {kind: read_samples(folder, kind) for kind in kinds}
-
-    kinds = ANNOTATION_KINDS[ingest.annotations]
-    if ingest.test_source:
-        folder, read = load(ingest.source, ingest.sha256, kinds)
-        _, held = load(ingest.test_source, ingest.test_sha256, ("gt",))
-        shared = shared_sequences(folder, held["gt"]) if folder else set()
-        pool = training_pool(read.get("gt", []), read.get("st", []), ingest.annotations)
-        return hold_out(pool, held["gt"], ingest.split_gap, shared)
-    if ingest.test_fraction > 0:
-        kinds = ("gt", *(k for k in kinds if k != "gt"))  # test frames are drawn from the GT
-    _, read = load(ingest.source, ingest.sha256, kinds)
-    return split_annotated(read.get("gt", []), read.get("st", []), ingest.annotations,
-                           ingest.test_fraction, ingest.seed, ingest.split_gap)

@@ -20,8 +20,8 @@ import numpy as np
 from unetseg.config import ModelParams, TrainParams
 from unetseg.errors import InputError
 from unetseg.files import atomic_path
-from unetseg.losses import WeightedCrossEntropy, pixel_accuracy
-from unetseg.models import build_model
+from unetseg.train.losses import WeightedCrossEntropy, pixel_accuracy
+from unetseg.train.models import build_model
 
 
 @contextlib.contextmanager
@@ -90,7 +90,7 @@ def precision_scope(name: str) -> Iterator[str]:
     ``float16`` and ``bfloat16`` compute in that dtype with float32 variables
     (``mixed_float16`` gets dynamic loss scaling at ``compile``; bfloat16 has float32's
     range and needs none, the right choice on Ampere and Hopper GPUs). The final 1x1
-    convolution (:func:`unetseg.models.build_model`) and the loss stay float32.
+    convolution (:func:`unetseg.train.models.build_model`) and the loss stay float32.
     """
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(POLICIES[name])

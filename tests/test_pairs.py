@@ -1,11 +1,11 @@
-"""Train/test split of annotated pairs (unetseg.samples): GT/ST pools and the split gap."""
+"""Train/test split of annotated pairs (unetseg.data.pairs): GT/ST pools and the split gap."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from unetseg.samples import (Sample, hold_out, split_annotated, split_samples,
+from unetseg.data.pairs import (Sample, hold_out, split_annotated, split_samples,
                              training_pool)
 from unetseg.errors import InputError
 

@@ -17,7 +17,8 @@ import pytest
 import tifffile
 
 from unetseg.errors import InputError
-from unetseg.sources import read_samples, resolve_source
+from unetseg.data.datasets import read_samples
+from unetseg.data.fetch import resolve_source
 
 DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not DATASETS.is_dir(),

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from unetseg.inference import predict_image, predict_maps, predict_tiles
-from unetseg.models import build_model
+from unetseg.infer.overlap import predict_image, predict_maps, predict_tiles
+from unetseg.train.models import build_model
 from unetseg.tiling import input_size_for, output_size, tile_grid, tile_step
 
 

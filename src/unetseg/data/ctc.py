@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unetseg.samples import Annotation, Sample, paired_sample
+from unetseg.data.pairs import Annotation, Sample, paired_sample
 from unetseg.errors import InputError
 from unetseg.images import check_image, check_mask, read_image
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from unetseg.evaluation import Evaluation
-from unetseg.metrics import aggregate
+from unetseg.score.report import Evaluation
+from unetseg.score.metrics import aggregate
 
 
 def _disk(shape, centre, radius):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from unetseg.card import WEIGHTS_FILE, read_model_folder
-from unetseg.ctc import is_sequence, result_name, sequence_frames
+from unetseg.train.card import WEIGHTS_FILE, read_model_folder
+from unetseg.data.ctc import is_sequence, result_name, sequence_frames
 from unetseg.errors import InputError
 from unetseg.runtime import configure_backend
 from unetseg.images import (IMAGE_SUFFIXES, check_image, probe_image, read_image, to_gray,
@@ -161,8 +161,8 @@ def run(argv: list[str] | None = None) -> None:
     check_plan(jobs, args.inputs, args.out, probabilities=args.probabilities,
                overlays=args.overlays, overwrite=args.overwrite)
     configure_backend()
-    from unetseg.overlays import outline_overlay, write_rgb_png
-    from unetseg.segment import Segmenter, load_weights
+    from unetseg.score.overlays import outline_overlay, write_rgb_png
+    from unetseg.infer.segmenter import Segmenter, load_weights
 
     segmenter = Segmenter(load_weights(args.model_dir / WEIGHTS_FILE), card, postprocess)
     start, objects, told = time.perf_counter(), 0, False

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from unetseg.augment import augment_pair
+from unetseg.augment.deform import augment_pair
 from unetseg.config import AugmentParams, PrepareParams
 from unetseg.images import normalize
-from unetseg.store import PreparedReader, PreparedSample, TileWriter
-from unetseg.targets import target_options, training_target
+from unetseg.prepare.store import PreparedReader, PreparedSample, TileWriter
+from unetseg.prepare.targets import target_options, training_target
 from unetseg.tiling import TileGrid, extract_tiles, mirror_pad
 
 
@@ -48,8 +48,8 @@ def training_tiles(image: np.ndarray, classes: np.ndarray, weights: np.ndarray,
 class TileJob:
     """Everything needed to build the tiles of one prepared image (picklable for workers).
 
-    ``augment`` holds :func:`unetseg.augment.augment_pair` keyword arguments;
-    ``target`` holds :func:`unetseg.targets.training_target` keyword arguments.
+    ``augment`` holds :func:`unetseg.augment.deform.augment_pair` keyword arguments;
+    ``target`` holds :func:`unetseg.prepare.targets.training_target` keyword arguments.
     """
 
     index: int

@@ -18,12 +18,12 @@ from typing import Any, Literal, overload
 import keras
 import numpy as np
 
-from unetseg.card import WEIGHTS_FILE, ModelCard, read_model_folder
+from unetseg.train.card import WEIGHTS_FILE, ModelCard, read_model_folder
 from unetseg.config import EvaluateParams
 from unetseg.errors import InputError
-from unetseg.inference import predict_maps
-from unetseg.instances import label_instances
-from unetseg.resampling import resample_image, resize_probability, scaled_shape, shift_map
+from unetseg.infer.overlap import predict_maps
+from unetseg.infer.instances import label_instances
+from unetseg.prepare.resampling import resample_image, resize_probability, scaled_shape, shift_map
 from unetseg.images import normalize
 from unetseg.tiling import TileGrid, tile_grid
 

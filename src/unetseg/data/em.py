@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from unetseg.samples import Sample, paired_sample
+from unetseg.data.pairs import Sample, paired_sample
 from unetseg.errors import InputError
 from unetseg.images import IMAGE_SUFFIXES, check_image, read_image
 

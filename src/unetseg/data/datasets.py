@@ -1,0 +1,85 @@
+"""A dataset by its ``ingest`` params: read its layout (CTC, ISBI 2012 EM, synthetic) and split it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unetseg.config import IngestParams, SyntheticParams
+from unetseg.data.ctc import looks_like_ctc, read_ctc, shared_sequences
+from unetseg.data.em import looks_like_em, read_em
+from unetseg.data.fetch import IGNORED_NAMES, LAYOUTS, describe, resolve_source
+from unetseg.data.pairs import (ANNOTATION_KINDS, Annotation, Sample, Split, hold_out,
+                                split_annotated, training_pool)
+from unetseg.data.synthetic import generate
+from unetseg.errors import InputError
+
+
+def read_samples(folder: Path, annotation: Annotation = "gt") -> list[Sample]:
+    """Detect the dataset layout of ``folder`` and read its image/mask pairs.
+
+    Parameters
+    ----------
+    folder : a dataset folder (see :data:`LAYOUTS`).
+    annotation : ``"gt"`` for the reference masks, ``"st"`` for a Cell Tracking Challenge
+        dataset's silver truth (``NN_ST/SEG``).
+
+    Returns
+    -------
+    list[Sample]
+        From :func:`unetseg.data.ctc.read_ctc` or :func:`unetseg.data.em.read_em`.
+
+    Raises
+    ------
+    InputError
+        Not a folder, an empty folder, a layout that is neither CTC nor EM, or ``"st"``
+        for a layout without silver truth.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder; expected {LAYOUTS}")
+    try:
+        entries = [p for p in folder.iterdir() if p.name not in IGNORED_NAMES]
+    except OSError as err:
+        raise InputError(f"{folder}: cannot list folder: {describe(err)}") from None
+    if not entries:
+        raise InputError(f"{folder}: empty folder; expected {LAYOUTS}")
+    if looks_like_ctc(folder):
+        return read_ctc(folder, annotation)
+    if looks_like_em(folder):
+        if annotation != "gt":
+            raise InputError(f"{folder}: an ISBI-2012 EM dataset has no silver-truth masks; "
+                             "ingest.annotations st and gt+st need a Cell Tracking Challenge "
+                             "dataset with NN_ST/SEG")
+        return read_em(folder)
+    raise InputError(f"{folder}: unknown dataset layout; expected {LAYOUTS}")
+
+
+def load_split(ingest: IngestParams, synthetic: SyntheticParams, cache: Path) -> Split:
+    """The train and test pairs the ``ingest`` params name.
+
+    ``source`` is ``"synthetic"`` (generated from the ``synthetic`` params) or anything
+    :func:`resolve_source` takes, read for the ``annotations`` asked. With a ``test_source``
+    (read for its GT only) that is the test set, and source frames within ``split_gap`` of
+    one of its frames in a shared sequence do not train; otherwise
+    :func:`unetseg.data.pairs.split_annotated` splits the GT of ``source`` by ``test_fraction``.
+    """
+    def load(source: str, sha256: str,
+             kinds: tuple[Annotation, ...]) -> tuple[Path | None, dict[str, list[Sample]]]:
+        if source == "synthetic":
+            return None, {"gt": generate(synthetic.n_images, synthetic.height, synthetic.width,
+                                         synthetic.n_cells, synthetic.seed)}
+        folder = resolve_source(source, sha256=sha256, cache_dir=cache)
+        return folder, {kind: read_samples(folder, kind) for kind in kinds}
+
+    kinds = ANNOTATION_KINDS[ingest.annotations]
+    if ingest.test_source:
+        folder, read = load(ingest.source, ingest.sha256, kinds)
+        _, held = load(ingest.test_source, ingest.test_sha256, ("gt",))
+        shared = shared_sequences(folder, held["gt"]) if folder else set()
+        pool = training_pool(read.get("gt", []), read.get("st", []), ingest.annotations)
+        return hold_out(pool, held["gt"], ingest.split_gap, shared)
+    if ingest.test_fraction > 0:
+        kinds = ("gt", *(k for k in kinds if k != "gt"))  # test frames are drawn from the GT
+    _, read = load(ingest.source, ingest.sha256, kinds)
+    return split_annotated(read.get("gt", []), read.get("st", []), ingest.annotations,
+                           ingest.test_fraction, ingest.seed, ingest.split_gap)

@@ -1,0 +1,13 @@
+"""Inference: segment whole images with a trained model folder.
+
+:mod:`~unetseg.infer.overlap` runs the network tile by tile (paper Fig. 2);
+:mod:`~unetseg.infer.instances` turns probabilities into cells; :mod:`~unetseg.infer.segmenter`
+is the one API behind ``evaluate`` and :mod:`~unetseg.infer.predict` (``unetseg predict``).
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "segmenter": ["Segmenter"],
+    "instances": ["label_instances"],
+})
