@@ -242,10 +242,24 @@ def test_read_samples_rejects_empty_and_unknown(tmp_path: Path) -> None:
 def test_real_phc_u373() -> None:
     folder = resolve_source(str(DATASETS / "PhC-C2DH-U373"), sha256="", cache_dir=Path("unused"))
     samples = read_samples(folder)
-    assert [s.name for s in samples] == [f"02_t{n:03d}" for n in
-                                         (10, 17, 20, 22, 35, 36, 49, 51, 59, 74, 85, 92, 112)]
+    assert [s.name for s in samples] == (
+        [f"01_t{n:03d}" for n in (1, 5, 6, 7, 21, 49, 59, 67, 72, 75, 92, 96, 100, 102, 112)]
+        + [f"02_t{n:03d}" for n in (10, 17, 20, 22, 35, 36, 49, 51, 59, 74, 85, 92, 112)])
     for s in samples:
         assert s.image.shape == s.mask.shape == (520, 696)
+        assert s.image.dtype == np.uint8 and s.mask.dtype == np.uint16
+        assert s.mask.max() >= 1
+
+
+@needs_shared
+def test_real_dic_hela() -> None:
+    samples = read_samples(DATASETS / "DIC-C2DH-HeLa")
+    assert [s.name for s in samples] == [f"01_t{n:03d}" for n in
+                                         (2, 5, 21, 31, 33, 34, 39, 54, 67)]
+    st = read_samples(DATASETS / "DIC-C2DH-HeLa", "st")
+    assert [s.frame for s in st] == list(range(84))
+    for s in samples + st[::20]:
+        assert s.image.shape == s.mask.shape == (512, 512)
         assert s.image.dtype == np.uint8 and s.mask.dtype == np.uint16
         assert s.mask.max() >= 1
 
