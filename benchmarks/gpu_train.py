@@ -139,7 +139,7 @@ def em_train(params: Params, store: Path, n: int, test: list, seconds: float,
     device-resident data (None when it was not measured): the run's shortfall from it is
     the share of time the device waited for the loader (which includes the compilation).
     """
-    m, p, e = params.model, params.train, params.evaluate
+    m, p, e = params.model, params.train, params.postprocess
     steps = max(1, int(seconds * (steps_per_s or 1.0)))
     batches = TileBatches(store, np.arange(n), p.batch_size, shuffle=True, seed=p.seed,
                           steps=steps, workers=workers)
@@ -150,9 +150,9 @@ def em_train(params: Params, store: Path, n: int, test: list, seconds: float,
     train_s = time.perf_counter() - start
     batches.close()
     errors, rands = [], []
-    card = network_card(m, p, params.prepare, distance_clip=0.0, backend=keras.backend.backend(),
-                        replicas=1, epochs=1)
-    segmenter = Segmenter(model, card, e)
+    card = network_card(m, p, params.prepare, backend=keras.backend.backend(), replicas=1,
+                        epochs=1)
+    segmenter = Segmenter(model, card, e, params.evaluate.batch_size)
     start = time.perf_counter()
     for s in test:
         labels = segmenter.segment(s.image)

@@ -48,7 +48,8 @@ def _image(size: int) -> np.ndarray:
 def _model_folder(folder: Path, tile_size: int | None = None) -> Path:
     import keras
 
-    from unetseg.train.card import network_card, write_card
+    from unetseg.infer.model_folder import POSTPROCESS_FILE, write_postprocess
+    from unetseg.train.card import CARD_FILE, network_card, write_card
     from unetseg.config import load_params
     from unetseg.train.models import build_model
 
@@ -63,9 +64,10 @@ def _model_folder(folder: Path, tile_size: int | None = None) -> Path:
                         dropout=m.dropout, input_size=m.tile_size)
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
-    card = network_card(m, params.train, params.prepare, distance_clip=0.0,
-                        backend=keras.backend.backend(), replicas=1, epochs=0)
-    write_card(folder / "card.json", card.evaluated(params.evaluate, {}))
+    card = network_card(m, params.train, params.prepare, backend=keras.backend.backend(),
+                        replicas=1, epochs=0)
+    write_card(folder / CARD_FILE, card)
+    write_postprocess(folder / POSTPROCESS_FILE, params.postprocess, {})
     return folder
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from unetseg import cli
 from unetseg.config import load_params
-from unetseg.files import atomic_path
+from unetseg.files import atomic_path, write_json
 from unetseg.prepare.store import PreparedReader
 from unetseg.augment.tiles import write_tile_store
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - start
         n_images = len(reader)
     augmented = n_tiles // (a.copies + 1) * a.copies
-    cli.write_json(args.metrics, {
+    write_json(args.metrics, {
         "n_images": n_images, "n_tiles": n_tiles, "augmented_tiles": augmented,
         "seconds": round(seconds, 3),
         "samples_per_s": round(augmented / seconds, 3) if augmented else 0.0,

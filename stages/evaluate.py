@@ -1,7 +1,7 @@
 """evaluate: segment the test split with the trained model -> instance masks, metrics, overlays.
 
-The complete model card (the network's card plus the post-processing scored here and its
-scores) is written to ``--card-out``, which ``unetseg predict`` reads.
+The ``postprocess:`` params used here and the scores they got go to ``--postprocess-out`` in
+the model folder, which ``unetseg predict`` reads beside the card.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ configure_backend()
 from tqdm import tqdm  # noqa: E402
 
 from unetseg import cli  # noqa: E402
-from unetseg.train.card import read_card, write_card  # noqa: E402
 from unetseg.config import load_params  # noqa: E402
-from unetseg.score.report import Evaluation  # noqa: E402
-from unetseg.files import atomic_path  # noqa: E402
-from unetseg.images import write_mask  # noqa: E402
 from unetseg.data.ctc import prediction_name  # noqa: E402
-from unetseg.score.overlays import outline_overlay, write_rgb_png  # noqa: E402
+from unetseg.files import atomic_path, write_json  # noqa: E402
+from unetseg.images import write_mask  # noqa: E402
+from unetseg.infer.model_folder import write_postprocess  # noqa: E402
 from unetseg.infer.segmenter import Segmenter, load_weights  # noqa: E402
 from unetseg.prepare.store import PreparedReader  # noqa: E402
+from unetseg.score.overlays import outline_overlay, write_rgb_png  # noqa: E402
+from unetseg.score.report import Evaluation  # noqa: E402
+from unetseg.train.card import read_card  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,15 +33,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepared", type=Path, required=True, help="prepared test.h5")
     parser.add_argument("--model", type=Path, required=True, help="trained .keras model")
     parser.add_argument("--card", type=Path, required=True, help="the network's model card")
-    parser.add_argument("--card-out", type=Path, required=True, help="output complete model card")
+    parser.add_argument("--postprocess-out", type=Path, required=True,
+                        help="output post-processing file of the model folder")
     parser.add_argument("--out", type=Path, required=True, help="predictions folder")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (overlays, per-image)")
     args = parser.parse_args(argv)
-    e = load_params(args.params).evaluate
+    params = load_params(args.params)
+    e, post = params.evaluate, params.postprocess
     card = read_card(args.card)
-    segmenter = Segmenter(load_weights(args.model), card, e)
-    evaluation = Evaluation(e.threshold)
+    segmenter = Segmenter(load_weights(args.model), card, post, e.batch_size)
+    evaluation = Evaluation(post.threshold)
     with PreparedReader(args.prepared) as reader, atomic_path(args.out) as out, \
             atomic_path(args.plots) as plots:
         (out / "test").mkdir(parents=True)
@@ -54,10 +57,10 @@ def main(argv: list[str] | None = None) -> None:
             if i < e.n_overlays:
                 write_rgb_png(plots / "overlays" / f"{s.name}.png",
                               outline_overlay(s.image, s.mask, labels))
-        cli.write_json(plots / "per_image.json", evaluation.per_image)
+        write_json(plots / "per_image.json", evaluation.per_image)
     summary = evaluation.summary()
-    cli.write_json(args.metrics, summary)
-    write_card(args.card_out, card.evaluated(e, {k: summary[k] for k in evaluation.SCORES}))
+    write_json(args.metrics, summary)
+    write_postprocess(args.postprocess_out, post, {k: summary[k] for k in evaluation.SCORES})
 
 
 if __name__ == "__main__":

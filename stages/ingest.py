@@ -11,7 +11,7 @@ from tqdm import tqdm
 from unetseg import cli
 from unetseg.config import load_params
 from unetseg.data.datasets import load_split
-from unetseg.files import atomic_path
+from unetseg.files import atomic_path, write_json
 from unetseg.images import write_png
 
 
@@ -40,12 +40,12 @@ def main(argv: list[str] | None = None) -> None:
         left_out = [{"name": o.sample.name, "origin": o.sample.origin, "near": o.near,
                      "distance": o.distance, "annotation": o.sample.annotation}
                     for o in split.left_out]
-        cli.write_json(tmp / "manifest.json", {
+        write_json(tmp / "manifest.json", {
             "source": p.source, "test_source": p.test_source, "annotations": p.annotations,
             "split_gap": p.split_gap, "pairs": manifest, "left_out": left_out})
     cells = {part: [m["n_cells"] for m in manifest if m["split"] == part]
              for part in ("train", "test")}
-    cli.write_json(args.metrics, {
+    write_json(args.metrics, {
         "n_train": len(split.train), "n_test": len(split.test),
         "n_train_st": sum(s.annotation == "st" for s in split.train),
         "n_left_out": len(split.left_out),

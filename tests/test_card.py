@@ -4,48 +4,33 @@ import json
 
 import pytest
 
-from unetseg.train.card import (CARD_VERSION, ModelCard, network_card, read_card, read_model_folder,
-                          write_card)
-from unetseg.config import EvaluateParams, ModelParams, PrepareParams, TrainParams
+from unetseg.config import ModelParams, PrepareParams, TrainParams
 from unetseg.errors import InputError
+from unetseg.train.card import CARD_VERSION, ModelCard, network_card, read_card, write_card
 
 
-def _network() -> ModelCard:
-    return network_card(ModelParams(depth=2, base_filters=4, tile_size=60), TrainParams(),
-                        PrepareParams(resample_factor=0.5), distance_clip=0.0, backend="tensorflow",
-                        replicas=1, epochs=3)
-
-
-def _card(**evaluate) -> ModelCard:
-    return _network().evaluated(EvaluateParams(**evaluate), {"seg": 0.9})
+def _card(**train) -> ModelCard:
+    return network_card(ModelParams(depth=2, base_filters=4, tile_size=60), TrainParams(**train),
+                        PrepareParams(resample_factor=0.5), backend="tensorflow", replicas=1,
+                        epochs=3)
 
 
 def test_round_trip_keeps_every_field(tmp_path):
-    card = _card(threshold=0.6, tta=True)
+    card = _card()
     write_card(tmp_path / "card.json", card)
     again = read_card(tmp_path / "card.json")
     assert again == card
     assert again.out_size == 20 and again.step == 20 and again.prepare.resample_factor == 0.5
-    assert again.evaluate.threshold == 0.6 and again.scores == {"seg": 0.9}
     assert again.versions["keras"] and again.versions["numpy"]
+    assert not again.has_distance and again.distance_px == 0 and len(again.channels) == 2
 
 
-def test_network_card_has_no_post_processing_until_evaluated(tmp_path):
-    card = _network()
-    assert card.evaluate is None and card.scores is None
-    with pytest.raises(InputError, match="no post-processing"):
-        card.postprocess()
-    (tmp_path / "m").mkdir()
-    write_card(tmp_path / "m" / "card.json", card)
-    with pytest.raises(InputError, match="holds no post-processing"):
-        read_model_folder(tmp_path / "m")
-
-
-def test_overrides_are_validated_like_params():
-    card = _card()
-    assert card.postprocess(threshold=0.3).threshold == 0.3
-    with pytest.raises(InputError, match="evaluate.threshold"):
-        card.postprocess(threshold=1.5)
+def test_the_distance_head_follows_the_training_params(tmp_path):
+    card = _card(distance_weight=1.0, distance_clip=12.0)
+    assert card.has_distance and card.distance_px == 12.0
+    assert len(card.channels) == 3 and "12 px" in card.channels[2]
+    write_card(tmp_path / "card.json", card)
+    assert read_card(tmp_path / "card.json") == card
 
 
 def _edit(tmp_path, change):
@@ -65,14 +50,18 @@ def test_unknown_and_missing_keys_are_refused(tmp_path):
     assert "missing key(s) backend" in _edit(tmp_path, lambda r: r.pop("backend"))
     assert "model: missing key(s) depth" in _edit(tmp_path, lambda r: r["model"].pop("depth"))
     assert "model.wide" in _edit(tmp_path, lambda r: r["model"].update(wide=True))
+    assert "unknown key(s) evaluate" in _edit(tmp_path, lambda r: r.update(evaluate={}))
 
 
-def test_newer_format_and_bad_values_are_refused(tmp_path):
+def test_other_formats_and_bad_values_are_refused(tmp_path):
     newer = _edit(tmp_path, lambda r: r.update(format_version=CARD_VERSION + 1))
     assert "newer" in newer and "upgrade" in newer
+    older = _edit(tmp_path, lambda r: r.update(format_version=CARD_VERSION - 1))
+    assert "older" in older and "re-run the train stage" in older
     assert "model.depth" in _edit(tmp_path, lambda r: r["model"].update(depth=0))
     assert "out_size" in _edit(tmp_path, lambda r: r.update(out_size=99))
     assert "channels" in _edit(tmp_path, lambda r: r.update(channels=["one"]))
+    assert "channels" in _edit(tmp_path, lambda r: r["train"].update(distance_weight=1.0))
     assert "normalize_percentiles" in _edit(tmp_path,
                                             lambda r: r.update(normalize_percentiles=[1]))
 
@@ -83,8 +72,3 @@ def test_missing_and_corrupt_files_are_one_line_errors(tmp_path):
     (tmp_path / "card.json").write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         read_card(tmp_path / "card.json")
-    with pytest.raises(InputError, match="no such model folder"):
-        read_model_folder(tmp_path / "nowhere")
-    write_card(tmp_path / "card.json", _card())
-    with pytest.raises(InputError, match="no model.keras"):
-        read_model_folder(tmp_path)

@@ -84,7 +84,7 @@ def test_import_closure_follows_every_import_form(tmp_path):
     closure = import_closure(script)
     assert {"src/unetseg/__init__.py", "src/unetseg/cli.py", "src/unetseg/prepare/__init__.py",
             "src/unetseg/prepare/store.py", "src/unetseg/errors.py",
-            "src/unetseg/files.py"} <= closure
+            "src/unetseg/config.py"} <= closure
     assert "src/unetseg/train/models.py" not in closure
     script.write_text("from unetseg.data import load_split\n")
     with pytest.raises(AssertionError, match="lazy face of unetseg.data"):

@@ -34,6 +34,16 @@ def test_repro_runs_all_stages_then_nothing(project):
     project.commit("results")
     assert project.run("git", "status", "--porcelain").stdout.strip() == ""
     assert {"offset_y", "offset_x"} <= evaluation.keys()
+    post = json.loads((project.path / "models" / "postprocess.json").read_text())
+    assert post["postprocess"]["threshold"] == 0.5 and post["scores"]["seg"] == evaluation["seg"]
+
+    project.set_params({"postprocess": {"threshold": 0.6, "min_size": 3}})
+    retuned = project.run("dvc", "repro")
+    assert "Running stage 'evaluate'" in retuned.stdout
+    assert [s for s in ("ingest", "prepare", "augment", "train")
+            if f"Running stage '{s}'" in retuned.stdout] == [], "no retraining to retune"
+    post = json.loads((project.path / "models" / "postprocess.json").read_text())
+    assert post["postprocess"]["threshold"] == 0.6 and post["postprocess"]["min_size"] == 3
 
 
 def test_bad_sources_fail_ingest_cleanly_through_dvc(project, tmp_path):
@@ -63,9 +73,11 @@ def test_scaled_pipeline_trains_small_and_scores_at_full_size(project):
     with h5py.File(project.path / "data" / "prepared" / "train.h5") as train, \
             h5py.File(project.path / "data" / "prepared" / "test.h5") as test:
         shapes = {f["samples"][n]["image"].shape for f in (train, test) for n in f["samples"]}
-        tiles = test["tiles"][:]
+        tiles = train["tiles"][:]
+        assert "tiles" not in test, "evaluate tiles the test images itself"
+        assert all(sorted(test["samples"][n]) == ["image", "mask"] for n in test["samples"])
     assert shapes == {(48, 64), (96, 128)}, "train at half size, test at full size"
-    assert tiles[:, 1:].max() < 64, "test tiles lie on the half-size grid"
+    assert tiles[:, 1:].max() < 64, "training tiles lie on the half-size grid"
     masks = list((project.path / "data" / "predictions" / "test" / "01_RES").glob("mask*.tif"))
     assert masks and {tifffile.imread(m).shape for m in masks} == {(96, 128)}
     evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
@@ -74,11 +86,12 @@ def test_scaled_pipeline_trains_small_and_scores_at_full_size(project):
 
 def test_distance_head_trains_and_seeds_the_instances(project):
     project.set_params({"train": {"distance_weight": 1.0, "distance_clip": 8.0},
-                        "evaluate": {"instances": "distance"}})
+                        "postprocess": {"instances": "distance"}})
     project.run("dvc", "repro")
     card = json.loads((project.path / "models" / "card.json").read_text())
-    assert card["distance_clip"] == 8.0 and "distance" in card["channels"][2]
-    assert card["evaluate"]["instances"] == "distance"
+    assert card["train"]["distance_clip"] == 8.0 and "8 px" in card["channels"][2]
+    post = json.loads((project.path / "models" / "postprocess.json").read_text())
+    assert post["postprocess"]["instances"] == "distance"
     probe = ("import keras; m = keras.saving.load_model('models/model.keras', compile=False); "
              "print(m.output_shape[-1])")
     assert project.run("python", "-c", probe).stdout.split()[-1] == "3"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Project:
-    """A tiny project after ``dvc repro``: models/ holds model.keras and card.json."""
+    """A tiny project after ``dvc repro``: models/ holds model.keras, card.json, postprocess.json."""
     project = copy_project(tmp_path_factory.mktemp("predict") / "proj")
     train = {**TINY["train"], "epochs": 3, "fixed_steps_per_epoch": 6}
     project.set_params({**TINY, "train": train})
@@ -71,11 +71,13 @@ def test_plain_images_with_every_option_match_the_api(trained, tmp_path):
     options = {"threshold": 0.4, "min_size": 5, "tta": True, "instances": "watershed"}
     result = _predict(trained, "models", str(inputs), str(tmp_path / "single.tif"), "--out",
                       str(tmp_path / "X"), "--threshold", "0.4", "--min-size", "5", "--tta",
-                      "--instances", "watershed", "--probabilities", "--overlays")
+                      "--instances", "watershed", "--batch-size", "3", "--probabilities",
+                      "--overlays")
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "grayscale" in notes[0] and "rgb_a.png" in notes[0]
-    segmenter = Segmenter.load(trained.path / "models", **options)
+    segmenter = Segmenter.load(trained.path / "models", batch_size=3, **options)
+    assert segmenter.batch_size == 3
     for stem, image in (("gray", first), ("rgb_a", first), ("rgb_b", second),
                         ("single", second.astype(np.uint16) * 200)):
         labels, prob = segmenter.segment(image, probability=True)
@@ -111,6 +113,12 @@ def _no_card(models, tmp_path):
     return "m", "no model card"
 
 
+def _no_postprocess(models, tmp_path):
+    shutil.copytree(models, tmp_path / "m")
+    (tmp_path / "m" / "postprocess.json").unlink()
+    return "m", "no post-processing file (the evaluate stage writes it)"
+
+
 def _truncated(tmp_path):
     tifffile.imwrite(tmp_path / "in" / "cut.tif", np.arange(64 * 64, dtype=np.uint16)
                      .reshape(64, 64), compression="zlib")
@@ -142,7 +150,8 @@ def test_bad_inputs_end_in_one_error_line_and_write_nothing(trained, tmp_path, c
     assert not (tmp_path / "X").exists() or not any((tmp_path / "X").rglob("*"))
 
 
-@pytest.mark.parametrize("make", [_bad_card, _no_card], ids=["newer card", "no card"])
+@pytest.mark.parametrize("make", [_bad_card, _no_card, _no_postprocess],
+                         ids=["newer card", "no card", "no post-processing"])
 def test_bad_model_folders_end_in_one_error_line(trained, tmp_path, make):
     model_dir, expected = make(trained.path / "models", tmp_path)
     frames = tmp_path / "01"
@@ -167,6 +176,7 @@ def test_existing_outputs_and_output_inside_input_are_refused(trained, tmp_path)
     inside = _predict(trained, "models", str(frames), "--out", str(frames / "masks"))
     _assert_one_error(inside, "inside input folder")
     _assert_one_error(_predict(trained, *args, "--threshold", "1.5"), "--threshold")
+    _assert_one_error(_predict(trained, *args, "--batch-size", "0"), "--batch-size")
 
 
 def test_the_command_lists_its_subcommands():

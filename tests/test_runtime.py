@@ -64,7 +64,7 @@ STAGE_ARGS = {
     "train": ["--data", "d.h5", "--model", "m.keras", "--card", "c.json", "--metrics", "m.json",
               "--live", "live", "--checkpoint", "ckpt"],
     "evaluate": ["--prepared", "p.h5", "--model", "m.keras", "--card", "c.json",
-                 "--card-out", "card.json", "--out", "o",
+                 "--postprocess-out", "post.json", "--out", "o",
                  "--metrics", "m.json", "--plots", "plots"],
 }
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from unetseg.train.card import network_card
-from unetseg.config import EvaluateParams, ModelParams, PrepareParams, TrainParams
+from unetseg.config import ModelParams, PostprocessParams, PrepareParams, TrainParams
 from unetseg.errors import InputError
 from unetseg.train.models import build_model
 from unetseg.infer.segmenter import Segmenter
@@ -20,9 +20,10 @@ def _segmenter(tile=60, *, scale=1.0, distance=0.0, padding="valid", weights=Non
         rng = np.random.default_rng(0)
         weights = [rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()]
     model.set_weights(weights)
-    card = network_card(m, TrainParams(), PrepareParams(resample_factor=scale),
-                        distance_clip=distance, backend="tensorflow", replicas=1, epochs=1)
-    return Segmenter(model, card.evaluated(EvaluateParams(**post), {}))
+    train = TrainParams(distance_weight=1.0 if distance else 0.0, distance_clip=distance or 20.0)
+    card = network_card(m, train, PrepareParams(resample_factor=scale), backend="tensorflow",
+                        replicas=1, epochs=1)
+    return Segmenter(model, card, PostprocessParams(**post))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
@@ -82,4 +83,6 @@ def test_bad_images_and_mismatched_models_are_refused():
     with pytest.raises(InputError, match="distance head"):
         _segmenter(instances="distance")
     with pytest.raises(InputError, match="output channels"):
-        Segmenter(_segmenter(distance=4.0).model, seg.card)
+        Segmenter(_segmenter(distance=4.0).model, seg.card, seg.postprocess)
+    with pytest.raises(InputError, match="batch size"):
+        Segmenter(seg.model, seg.card, seg.postprocess, batch_size=0)

@@ -1,12 +1,14 @@
 import hashlib
-
 import time
 
+import h5py
 import numpy as np
 import pytest
 
+from unetseg.config import PrepareParams
 from unetseg.errors import InputError
-from unetseg.prepare.store import PreparedReader, PreparedSample, TileReader, TileWriter, write_prepared
+from unetseg.prepare.store import (PreparedReader, PreparedSample, TileReader, TileWriter,
+                                  recorded_prepare, write_prepared)
 
 
 def _samples(n=3):
@@ -28,12 +30,12 @@ def test_prepared_round_trip_and_determinism(tmp_path):
     samples = _samples()
     tiles = np.array([[0, 0, 0], [1, 0, 16], [2, 16, 0]], np.int32)
     for name in ("a.h5", "b.h5"):
-        write_prepared(tmp_path / name, samples, tiles, {"in_size": 24, "params": {"w0": 10.0}})
+        write_prepared(tmp_path / name, samples, {"in_size": 24, "prepare": {"w0": 10.0}}, tiles)
         time.sleep(1.1)  # HDF5 object timestamps have 1 s resolution: they must not be stored
     assert _digest(tmp_path / "a.h5") == _digest(tmp_path / "b.h5")
     with PreparedReader(tmp_path / "a.h5") as reader:
         assert reader.names == ["s0", "s1", "s2"] and len(reader) == 3
-        assert reader.attr("params") == {"w0": 10.0}
+        assert reader.attr("prepare") == {"w0": 10.0}
         np.testing.assert_array_equal(reader.tiles, tiles)
         for got, want in zip(reader, samples):
             assert got.name == want.name and got.origin == want.origin
@@ -100,3 +102,27 @@ def test_tile_reader_returns_tiles_in_the_asked_order_with_repeats(tmp_path):
     np.testing.assert_array_equal(got_weights, inputs[order, 1:3, 1:3])
     np.testing.assert_array_equal(only_weights, inputs[order[::-1], 1:3, 1:3])
     assert got_inputs.dtype == np.float32 and got_classes.dtype == np.uint8
+
+
+def test_a_test_store_holds_images_and_masks_alone(tmp_path):
+    samples = [PreparedSample(s.name, s.origin, s.image, s.mask) for s in _samples(2)]
+    write_prepared(tmp_path / "test.h5", samples, {"in_size": 24})
+    with PreparedReader(tmp_path / "test.h5") as reader, h5py.File(tmp_path / "test.h5") as f:
+        assert "tiles" not in f and sorted(f["samples"]["s0"]) == ["image", "mask"]
+        got = reader[1]
+        assert got.classes is None and got.weights is None
+        np.testing.assert_array_equal(got.mask, samples[1].mask)
+
+
+def test_the_prepare_params_are_read_from_either_store(tmp_path):
+    prepare = {"w0": 5.0, "sigma": 3.0, "balance": False, "separate_touching": True,
+               "resample_factor": 0.5}
+    write_prepared(tmp_path / "p.h5", _samples(1), {"prepare": prepare})
+    with TileWriter(tmp_path / "t.h5", 0, 12, 4, {"prepare": prepare}):
+        pass
+    write_prepared(tmp_path / "old.h5", _samples(1), {"params": prepare})
+    with PreparedReader(tmp_path / "p.h5") as a, TileReader(tmp_path / "t.h5") as b:
+        assert recorded_prepare(a) == recorded_prepare(b) == PrepareParams(**prepare)
+    with PreparedReader(tmp_path / "old.h5") as old, pytest.raises(InputError) as err:
+        recorded_prepare(old)
+    assert "old.h5" in str(err.value) and "re-run the prepare and augment stages" in str(err.value)

@@ -1,16 +1,13 @@
-"""What every stage CLI shares: clean one-line errors and atomic metrics files."""
+"""What every stage CLI shares: the ``--params`` option and clean one-line errors."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from unetseg.errors import InputError
-from unetseg.files import atomic_path
 
 
 def stage_parser(description: str | None) -> argparse.ArgumentParser:
@@ -18,12 +15,6 @@ def stage_parser(description: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
     return parser
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as sorted, indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:

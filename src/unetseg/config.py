@@ -117,13 +117,13 @@ class PrepareParams:
     """
     separate_touching: bool = True
     """Part touching cells by a background gap in the target (paper Fig. 3c), which Eq. 2 weighs
-    heavily; `evaluate.grow_into_gaps_px` grows the predicted cells back over it. False where
+    heavily; `postprocess.grow_into_gaps_px` grows the predicted cells back over it. False where
     membranes already separate the cells (EM).
     """
     resample_factor: float = 1.0
     """Resample images by this factor to train and predict at, in [0.1, 4] (as nnU-Net's target
     spacing: 0.5 halves large cells so they fit the receptive field and quarters the cost). `w0`,
-    `sigma` and tile sizes are then in resampled pixels; predictions, `evaluate.min_size` and all
+    `sigma` and tile sizes are then in resampled pixels; predictions, `postprocess.min_size` and all
     metrics stay at the original resolution.
     """
 
@@ -250,7 +250,7 @@ class TrainParams:
     distance_weight: float = 0.0
     """Weight of a distance head's binary cross-entropy beside Eq. 1, in [0, 100]. > 0 adds a third
     output channel that regresses each cell's distance to background (needed by
-    `evaluate.instances: distance`); 0 = no head.
+    `postprocess.instances: distance`); 0 = no head.
     """
     distance_clip: float = 20.0
     """Distance in pixels at which the distance head's target saturates, in [1, 1000]."""
@@ -267,6 +267,16 @@ class TrainParams:
     workers: int = 1
     """Processes that read and build the training batches (1: in the training process)."""
 
+    @property
+    def distance_head(self) -> bool:
+        """Whether the network has a distance-to-background head: the one place this is decided."""
+        return self.distance_weight > 0
+
+    @property
+    def n_outputs(self) -> int:
+        """Output channels of the network: two class logits, plus the distance head's."""
+        return 3 if self.distance_head else 2
+
     def validate(self) -> None:
         _check(0 < self.lr <= 10, "train.lr", "must be in (0, 10]")
         _check(1 <= self.epochs <= 100000, "train.epochs", "must be >= 1")
@@ -282,7 +292,24 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """`evaluate`: overlap-tile inference on the test images and how probabilities become cells."""
+    """`evaluate`: overlap-tile inference on the test images; what it draws for people."""
+
+    batch_size: int = 4
+    """Tiles per inference batch, >= 1."""
+    n_overlays: int = 4
+    """Test images drawn as outline overlays in `plots/evaluate/overlays/`, >= 0."""
+
+    def validate(self) -> None:
+        _check(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
+        _check(self.n_overlays >= 0, "evaluate.n_overlays", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class PostprocessParams:
+    """`postprocess`: how the network's probabilities become cells. Saved in the model folder
+    (`postprocess.json`), read by evaluate and `unetseg predict`; changing it re-runs evaluate
+    only.
+    """
 
     threshold: float = 0.5
     """Foreground probability cut-off, in (0, 1)."""
@@ -307,10 +334,6 @@ class EvaluateParams:
     """Close background holes that lie inside one cell, as Cellpose does."""
     tta: bool = False
     """Average the prediction over the 8 flips and 90-degree rotations, as the paper did for EM."""
-    batch_size: int = 4
-    """Tiles per inference batch, >= 1."""
-    n_overlays: int = 4
-    """Test images drawn as outline overlays in `plots/evaluate/overlays/`, >= 0."""
     label_offset_y: float = 0.0
     """Pixels the labels sit below (+) or above (-) what they annotate, in [-8, 8]: the predicted
     probability is moved by this before thresholding (ISBI 2012 EM: -0.6).
@@ -327,15 +350,13 @@ class EvaluateParams:
         return (self.label_offset_y, self.label_offset_x)
 
     def validate(self) -> None:
-        _check(0 < self.threshold < 1, "evaluate.threshold", "must be in (0, 1)")
+        _check(0 < self.threshold < 1, "postprocess.threshold", "must be in (0, 1)")
         for key in ("label_offset_y", "label_offset_x"):
-            _check(abs(getattr(self, key)) <= 8, f"evaluate.{key}", "must be in [-8, 8] pixels")
-        _check(self.min_size >= 0, "evaluate.min_size", "must be >= 0")
-        _check(0 <= self.grow_into_gaps_px <= 16, "evaluate.grow_into_gaps_px",
+            _check(abs(getattr(self, key)) <= 8, f"postprocess.{key}", "must be in [-8, 8] pixels")
+        _check(self.min_size >= 0, "postprocess.min_size", "must be >= 0")
+        _check(0 <= self.grow_into_gaps_px <= 16, "postprocess.grow_into_gaps_px",
                "must be in 0..16")
-        _check(0 < self.neck_ratio <= 1, "evaluate.neck_ratio", "must be in (0, 1]")
-        _check(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
-        _check(self.n_overlays >= 0, "evaluate.n_overlays", "must be >= 0")
+        _check(0 < self.neck_ratio <= 1, "postprocess.neck_ratio", "must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -347,10 +368,12 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    postprocess: PostprocessParams = field(default_factory=PostprocessParams)
 
     def validate(self) -> None:
-        _check(self.evaluate.instances != "distance" or self.train.distance_weight > 0,
-               "evaluate.instances", "'distance' needs a model trained with train.distance_weight > 0")
+        _check(self.postprocess.instances != "distance" or self.train.distance_head,
+               "postprocess.instances",
+               "'distance' needs a model trained with train.distance_weight > 0")
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

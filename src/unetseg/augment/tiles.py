@@ -13,9 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from unetseg.augment.deform import augment_pair
-from unetseg.config import AugmentParams, PrepareParams
+from unetseg.config import AugmentParams
 from unetseg.images import normalize
-from unetseg.prepare.store import PreparedReader, PreparedSample, TileWriter
+from unetseg.prepare.store import PreparedReader, PreparedSample, TileWriter, recorded_prepare
 from unetseg.prepare.targets import target_options, training_target
 from unetseg.tiling import TileGrid, extract_tiles, mirror_pad
 
@@ -82,7 +82,7 @@ def build_tiles(job: TileJob) -> list[tuple[int, np.ndarray, np.ndarray, np.ndar
 def tile_jobs(reader: PreparedReader, a: AugmentParams) -> Iterator[TileJob]:
     """One :class:`TileJob` per prepared image, its targets rebuilt as prepare built them."""
     in_size, out_size = reader.attr("in_size"), reader.attr("out_size")
-    target = target_options(PrepareParams(**reader.attr("params")))
+    target = target_options(recorded_prepare(reader))
     augment = {k: v for k, v in dataclasses.asdict(a).items() if k not in ("copies", "seed")}
     for i, sample in enumerate(reader):
         grid = TileGrid(in_size, out_size, reader.positions(i), sample.mask.shape)
@@ -94,12 +94,13 @@ def write_tile_store(reader: PreparedReader, path: Path, a: AugmentParams, worke
 
     Images are processed by ``workers`` forked processes (1: in this one), in order, so
     the store is byte-identical for any number of workers. The store's attributes record
-    the augment params and the target options. Returns the number of tiles written.
+    the augment params and, copied from the prepared store, the prepare params. Returns the
+    number of tiles written.
     """
     n_tiles = len(reader.tiles) * (a.copies + 1)
     jobs = tile_jobs(reader, a)
-    attrs = {"augment": dataclasses.asdict(a), "prepare": reader.attr("params"),
-             "target": target_options(PrepareParams(**reader.attr("params")))}
+    attrs = {"augment": dataclasses.asdict(a),
+             "prepare": dataclasses.asdict(recorded_prepare(reader))}
     with TileWriter(path, n_tiles, reader.attr("in_size"), reader.attr("out_size"),
                     attrs) as writer, multiprocessing.get_context("fork").Pool(workers) as pool:
         results = pool.imap(build_tiles, jobs) if workers > 1 else map(build_tiles, jobs)

@@ -19,15 +19,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from unetseg.train.card import WEIGHTS_FILE, read_model_folder
 from unetseg.data.ctc import is_sequence, result_name, sequence_frames
 from unetseg.errors import InputError
+from unetseg.infer.model_folder import read_model_folder, with_overrides
 from unetseg.runtime import configure_backend
+from unetseg.train.card import WEIGHTS_FILE
 from unetseg.images import (IMAGE_SUFFIXES, check_image, probe_image, read_image, to_gray,
                             write_mask, write_probability)
 
 _OPTIONS = {"threshold": "--threshold", "tta": "--tta", "min_size": "--min-size",
-            "instances": "--instances", "batch_size": "--batch-size"}
+            "instances": "--instances"}
+"""Post-processing fields that options override, and the option of each."""
 
 
 @dataclass(frozen=True)
@@ -127,17 +129,17 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unetseg predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, metavar="MODEL_DIR",
-                   help="model folder (model.keras + card.json), e.g. models")
+                   help="model folder (model.keras, card.json, postprocess.json), e.g. models")
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
                    help="image files, folders of images, or CTC sequence folders NN/")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--threshold", type=float, help="cell probability cut-off (card's default)")
+    p.add_argument("--threshold", type=float, help="cell probability cut-off (the model folder's default)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average the 8 flips/rotations of each tile (card's default)")
+                   help="average the 8 flips/rotations of each tile (model's default)")
     p.add_argument("--min-size", type=int, help="smallest object kept, in pixels")
     p.add_argument("--instances", choices=("components", "watershed", "distance"),
-                   help="how foreground becomes objects (card's default)")
-    p.add_argument("--batch-size", type=int, help="tiles per network call")
+                   help="how foreground becomes objects (model's default)")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per network call (4)")
     p.add_argument("--probabilities", action="store_true",
                    help="also write the cell probability as float32 TIFF")
     p.add_argument("--overlays", action="store_true", help="also write outline pictures (PNG)")
@@ -149,13 +151,15 @@ def run(argv: list[str] | None = None) -> None:
     """Parse ``argv`` and segment every input; bad input raises a one-line InputError."""
     args = parser().parse_args(argv)
     overrides = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size: must be >= 1, got {args.batch_size}")
+    card, saved = read_model_folder(args.model_dir)
     try:
-        card = read_model_folder(args.model_dir)
-        postprocess = card.postprocess(**overrides)
+        postprocess = with_overrides(saved, **overrides)
     except InputError as err:
         text = str(err)
         for key, option in _OPTIONS.items():
-            text = text.replace(f"params: evaluate.{key}", option)
+            text = text.replace(f"params: postprocess.{key}", option)
         raise InputError(text) from None
     jobs = find_jobs(args.inputs)
     check_plan(jobs, args.inputs, args.out, probabilities=args.probabilities,
@@ -164,7 +168,8 @@ def run(argv: list[str] | None = None) -> None:
     from unetseg.score.overlays import outline_overlay, write_rgb_png
     from unetseg.infer.segmenter import Segmenter, load_weights
 
-    segmenter = Segmenter(load_weights(args.model_dir / WEIGHTS_FILE), card, postprocess)
+    segmenter = Segmenter(load_weights(args.model_dir / WEIGHTS_FILE), card, postprocess,
+                          args.batch_size)
     start, objects, told = time.perf_counter(), 0, False
     for job in tqdm(jobs, desc="predict", unit="image", disable=None):
         raw = read_image(job.image, colour=True)

@@ -18,14 +18,15 @@ from typing import Any, Literal, overload
 import keras
 import numpy as np
 
-from unetseg.train.card import WEIGHTS_FILE, ModelCard, read_model_folder
-from unetseg.config import EvaluateParams
+from unetseg.config import PostprocessParams
 from unetseg.errors import InputError
+from unetseg.infer.model_folder import read_model_folder, with_overrides
 from unetseg.infer.overlap import predict_maps
 from unetseg.infer.instances import label_instances
 from unetseg.prepare.resampling import resample_image, resize_probability, scaled_shape, shift_map
 from unetseg.images import normalize
 from unetseg.tiling import TileGrid, tile_grid
+from unetseg.train.card import WEIGHTS_FILE, ModelCard
 
 
 def load_weights(path: str | Path) -> keras.Model:
@@ -52,42 +53,46 @@ class Segmenter:
     Parameters
     ----------
     model : the network (``(B, in, in, 1)`` → ``(B, out, out, C)`` logits).
-    card : its model card; its ``evaluate`` section is the default post-processing.
-    postprocess : post-processing to use instead of the card's (e.g. evaluate's params).
+    card : its model card.
+    postprocess : how probabilities become cells (the model folder's, or evaluate's params).
+    batch_size : tiles per network call.
 
     Raises
     ------
     InputError
-        When the network does not match the card, when no post-processing is known, or
-        when ``instances="distance"`` is asked of a network without a distance head.
+        When the network does not match the card, or when ``instances="distance"`` is asked
+        of a network without a distance head.
     """
 
-    def __init__(self, model: keras.Model, card: ModelCard,
-                 postprocess: EvaluateParams | None = None) -> None:
-        postprocess = postprocess or card.postprocess()
+    def __init__(self, model: keras.Model, card: ModelCard, postprocess: PostprocessParams,
+                 batch_size: int = 4) -> None:
         if model.output_shape[-1] != len(card.channels):
             raise InputError(f"the network has {model.output_shape[-1]} output channels but "
                              f"its card describes {len(card.channels)}")
         if postprocess.instances == "distance" and not card.has_distance:
             raise InputError("instances 'distance' needs a model with a distance head "
                              "(trained with train.distance_weight > 0); this one has none")
+        if batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {batch_size}")
         self.model, self.card, self.postprocess = model, card, postprocess
+        self.batch_size = batch_size
 
     @classmethod
-    def load(cls, model_dir: str | Path, **overrides: Any) -> Segmenter:
-        """Load ``model_dir/model.keras`` and ``model_dir/card.json`` (once).
+    def load(cls, model_dir: str | Path, batch_size: int = 4, **overrides: Any) -> Segmenter:
+        """Load ``model_dir``'s ``model.keras``, ``card.json`` and ``postprocess.json`` (once).
 
-        ``overrides`` replace post-processing fields of the card (``threshold``, ``tta``,
-        ``min_size``, ``instances``, ...); they are validated like params.
+        ``overrides`` replace post-processing fields (``threshold``, ``tta``, ``min_size``,
+        ``instances``, ...); they are validated like params.
 
         Raises
         ------
         InputError
-            A missing folder, card or weights, a card that cannot be read, or bad overrides.
+            A missing folder, card, weights or post-processing, a file that cannot be read, or
+            bad overrides.
         """
-        card = read_model_folder(model_dir)
-        postprocess = card.postprocess(**overrides)
-        return cls(load_weights(Path(model_dir) / WEIGHTS_FILE), card, postprocess)
+        card, postprocess = read_model_folder(model_dir)
+        return cls(load_weights(Path(model_dir) / WEIGHTS_FILE), card,
+                   with_overrides(postprocess, **overrides), batch_size)
 
     def grid(self, shape: tuple[int, int]) -> TileGrid:
         """The tiles of an image of ``shape`` ``(Y, X)`` on the network's (resampled) grid."""
@@ -112,13 +117,13 @@ class Segmenter:
         c, p = self.card, self.postprocess
         work = normalize(resample_image(image, c.prepare.resample_factor), *c.normalize_percentiles)
         maps = predict_maps(self.model, work, self.grid(image.shape), tta=p.tta,
-                            batch_size=p.batch_size, blend=c.model.padding == "same")
+                            batch_size=self.batch_size, blend=c.model.padding == "same")
         del work
         out = np.empty((*image.shape, maps.shape[-1]), dtype=np.float32)
         for k in range(maps.shape[-1]):
             out[..., k] = shift_map(resize_probability(maps[..., k], image.shape), p.label_offset)
         if maps.shape[-1] > 1:
-            out[..., 1] *= c.distance_clip / c.prepare.resample_factor
+            out[..., 1] *= c.distance_px / c.prepare.resample_factor
         return out
 
     @overload

@@ -7,7 +7,7 @@ resampled with interpolation, instance masks by nearest neighbour (ids are kept)
 probability maps are brought back to the original grid before thresholding, so
 instances and metrics are always computed at the original resolution.
 
-``evaluate.label_offset_y`` / ``label_offset_x`` correct labels drawn a fixed sub-pixel
+``postprocess.label_offset_y`` / ``label_offset_x`` correct labels drawn a fixed sub-pixel
 distance off the structures they annotate (ISBI 2012 EM: about 0.6 px up and 0.2 px left
 of the membranes): the predicted maps are moved onto the labels before thresholding.
 """
@@ -88,7 +88,7 @@ def offset_errors(prob: np.ndarray, foreground: np.ndarray, threshold: float,
 
     Summed over images, the offset with the fewest errors is how far the labels sit from
     where the network draws their structures: a systematic annotation offset, which
-    ``evaluate.label_offset_y`` / ``label_offset_x`` correct.
+    ``postprocess.label_offset_y`` / ``label_offset_x`` correct.
 
     Parameters
     ----------

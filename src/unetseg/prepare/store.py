@@ -13,10 +13,11 @@ Prepared store (``data/prepared/{train,test}.h5``)::
     /samples/<name>/weights  (Y, X) float32       weight map, paper Eq. 2
     /tiles                   (N, 3) int32         (sample index, y, x) output-tile origins
                                                   on the grid the network works on
-    attrs: names (JSON list), origins (JSON list), params (JSON), in_size, out_size, step
+    attrs: names (JSON list), origins (JSON list), prepare (the params, JSON), in_size,
+           out_size, step
 
-With ``params.resample_factor != 1`` the training store holds resampled arrays, while the test
-store keeps the recorded resolution (evaluate resamples each image before inference).
+The test store holds the images and masks alone (evaluate tiles them itself, at the recorded
+resolution); the training store holds resampled arrays when ``prepare.resample_factor != 1``.
 
 Tile store (``data/augmented/train.h5``)::
 
@@ -47,14 +48,14 @@ _COMPRESS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuf
 
 @dataclass(frozen=True)
 class PreparedSample:
-    """One prepared image; arrays as in the module docstring."""
+    """One prepared image; arrays as in the module docstring (no targets in a test store)."""
 
     name: str
     origin: str
     image: np.ndarray
     mask: np.ndarray
-    classes: np.ndarray
-    weights: np.ndarray
+    classes: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray, chunk: tuple[int, ...]) -> None:
@@ -100,12 +101,13 @@ def tile_table(positions: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(rows).astype(np.int32) if rows else np.zeros((0, 3), np.int32)
 
 
-def write_prepared(path: Path, samples: list[PreparedSample], tiles: np.ndarray,
-                   attrs: dict[str, Any]) -> None:
+def write_prepared(path: Path, samples: list[PreparedSample], attrs: dict[str, Any],
+                   tiles: np.ndarray | None = None) -> None:
     """Write a prepared store at ``path`` (the caller makes it atomic).
 
-    ``tiles`` is ``(N, 3)`` int32 (sample index, y, x); ``attrs`` are stored as
-    JSON-encoded file attributes (``in_size``, ``out_size``, ``step``, ``params``...).
+    ``attrs`` are stored as JSON-encoded file attributes (``prepare``, ``in_size``...);
+    ``tiles`` is ``(N, 3)`` int32 (sample index, y, x), for a training store. A sample's
+    ``classes`` and ``weights`` are written when it has them.
     """
     with _create_file(path) as f:
         f.attrs["names"] = _attrs_json([s.name for s in samples])
@@ -116,8 +118,10 @@ def write_prepared(path: Path, samples: list[PreparedSample], tiles: np.ndarray,
         for s in samples:
             g = _create_group(group, s.name)
             for key in ("image", "mask", "classes", "weights"):
-                _dataset(g, key, getattr(s, key), (256, 256))
-        _dataset(f, "tiles", np.asarray(tiles, dtype=np.int32).reshape(-1, 3), (4096, 3))
+                if getattr(s, key) is not None:
+                    _dataset(g, key, getattr(s, key), (256, 256))
+        if tiles is not None:
+            _dataset(f, "tiles", np.asarray(tiles, dtype=np.int32).reshape(-1, 3), (4096, 3))
 
 
 class PreparedReader:
@@ -149,8 +153,8 @@ class PreparedReader:
     def __getitem__(self, index: int) -> PreparedSample:
         name = self.names[index]
         g = self._file["samples"][name]
-        return PreparedSample(name, self.origins[index], g["image"][()], g["mask"][()],
-                              g["classes"][()], g["weights"][()])
+        targets = [g[key][()] if key in g else None for key in ("classes", "weights")]
+        return PreparedSample(name, self.origins[index], g["image"][()], g["mask"][()], *targets)
 
     def __iter__(self) -> Iterator[PreparedSample]:
         return (self[i] for i in range(len(self)))
@@ -263,17 +267,20 @@ class TileReader:
         self.close()
 
 
-def tile_store_prepare(path: Path) -> PrepareParams:
-    """The ``prepare`` params a tile store's tiles were made with (its ``prepare`` attribute).
+def recorded_prepare(store: PreparedReader | TileReader) -> PrepareParams:
+    """The ``prepare`` params a prepared or tile store was made with: the one reader of that fact.
+
+    prepare records them in its stores; augment copies them into the tile store, so that
+    augment rebuilds the targets of deformed copies as prepare built the originals, and train
+    writes them into the model card.
 
     Raises
     ------
     InputError
-        When the store does not record them (it was not written by the augment stage).
+        When the store does not record them (an older or foreign store).
     """
-    with TileReader(path) as reader:
-        try:
-            return PrepareParams(**reader.attr("prepare"))
-        except KeyError:
-            raise InputError(f"{path}: the tile store does not record the prepare params its "
-                             "tiles were made with; re-run the augment stage") from None
+    try:
+        return PrepareParams(**store.attr("prepare"))
+    except (KeyError, TypeError):
+        raise InputError(f"{store.path}: the store does not record the prepare params it was "
+                         "made with; re-run the prepare and augment stages") from None

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from unetseg.config import ModelParams, PrepareParams
-from unetseg.prepare.resampling import resample_image, resample_mask, scaled_shape
+from unetseg.prepare.resampling import resample_image, resample_mask
 from unetseg.prepare.store import PreparedSample
 from unetseg.tiling import tile_grid, tile_step
 from unetseg.prepare.weights import separate_touching, weight_map
@@ -43,14 +43,12 @@ def target_options(prepare: PrepareParams) -> dict[str, Any]:
 
 
 def prepared_sample(name: str, origin: str, image: np.ndarray, mask: np.ndarray,
-                    p: PrepareParams, m: ModelParams, *,
-                    resample: bool) -> tuple[PreparedSample, np.ndarray]:
-    """One ingested pair with its training target, and its overlap tiles (paper Fig. 2).
+                    p: PrepareParams, m: ModelParams) -> tuple[PreparedSample, np.ndarray]:
+    """One ingested training pair at the network's resolution, its training target, and its
+    overlap tiles (paper Fig. 2).
 
-    The tiles cover the image at ``p.resample_factor``, the resolution the network works at, on
-    the :func:`unetseg.tiling.tile_step` grid of ``m``. With ``resample`` (training
-    pairs) image and mask are resampled to it as well; test pairs keep their own
-    resolution, as evaluate resamples them on the fly and scores at the original size.
+    Image and mask are resampled by ``p.resample_factor`` and tiled on the
+    :func:`unetseg.tiling.tile_step` grid of ``m``.
 
     Parameters
     ----------
@@ -62,10 +60,8 @@ def prepared_sample(name: str, origin: str, image: np.ndarray, mask: np.ndarray,
     sample : the pair (mask as uint16) with its classes and weight map.
     positions : (N, 2) int32 output-tile origins ``(y, x)``.
     """
-    grid = tile_grid(scaled_shape(mask.shape, p.resample_factor), m.tile_size, m.out_size,
-                     tile_step(m.out_size, m.depth, m.padding))
-    if resample:
-        image, mask = resample_image(image, p.resample_factor), resample_mask(mask, p.resample_factor)
+    image, mask = resample_image(image, p.resample_factor), resample_mask(mask, p.resample_factor)
+    grid = tile_grid(mask.shape, m.tile_size, m.out_size, tile_step(m.out_size, m.depth, m.padding))
     classes, weights = training_target(mask, **target_options(p))
     sample = PreparedSample(name, origin, image, mask.astype(np.uint16), classes, weights)
     return sample, grid.positions.astype(np.int32)

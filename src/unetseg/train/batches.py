@@ -55,7 +55,7 @@ def training_batches(path: Path, m: ModelParams, p: TrainParams,
         if len(reader) == 0:
             raise InputError(f"{path}: no training tiles")
         train_idx, val_idx = split_by_sample(reader.sample, reader.copy, p.val_fraction, p.seed)
-    clip = p.distance_clip if p.distance_weight > 0 else 0.0
+    clip = p.distance_clip if p.distance_head else 0.0
     common = {"distance_clip": clip, "multiple": replicas, "workers": p.workers, "seed": p.seed}
     train = TileBatches(path, train_idx, p.batch_size, shuffle=True,
                         steps=p.fixed_steps_per_epoch, **common)

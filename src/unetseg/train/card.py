@@ -3,15 +3,14 @@
 Like StarDist's ``config.json`` + ``thresholds.json``, a model folder describes itself:
 
 - ``model.keras``: the weights and graph (loaded with ``safe_mode=True``);
-- ``network.json``: written by ``train``: architecture and tile geometry, the input
+- ``card.json``: written by ``train``: architecture and tile geometry, the input
   normalisation, what ``prepare`` did that inference must undo (its resampling scale),
   the output channels, the training params, Keras backend and package versions;
-- ``card.json``: written by ``evaluate``: the same card plus the post-processing it was
-  scored with (threshold, instance method and its knobs, ``min_size``, TTA, label
-  offsets) and the scores. ``unetseg predict`` reads this one.
+- ``postprocess.json``: written by ``evaluate`` (:mod:`unetseg.infer.model_folder`): how
+  probabilities become cells, and what that scored on the test split.
 
-Both files hold one :class:`ModelCard` as JSON. Readers refuse unknown or missing keys
-and cards from a newer format, each in one line that names the file.
+The card is one :class:`ModelCard` as JSON. Its reader refuses unknown or missing keys
+and cards of another format, each in one line that names the file.
 """
 
 from __future__ import annotations
@@ -25,21 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from unetseg import __version__
-from unetseg.config import (EvaluateParams, ModelParams, PrepareParams, TrainParams,
-                            section_from_dict)
+from unetseg.config import ModelParams, PrepareParams, TrainParams, section_from_dict
 from unetseg.errors import InputError
-from unetseg.files import atomic_path
+from unetseg.files import write_json
 from unetseg.images import NORMALIZE_PERCENTILES
 from unetseg.tiling import tile_step
 
-CARD_VERSION = 1
-"""Format of the card's JSON; a reader refuses a card with a higher one."""
+CARD_VERSION = 2
+"""Format of the card's JSON (2: post-processing moved to its own file); a reader refuses others."""
 WEIGHTS_FILE = "model.keras"
-NETWORK_FILE = "network.json"
 CARD_FILE = "card.json"
 
-_SECTIONS = {"model": ModelParams, "prepare": PrepareParams, "train": TrainParams,
-             "evaluate": EvaluateParams}
+_SECTIONS = {"model": ModelParams, "prepare": PrepareParams, "train": TrainParams}
 
 
 @dataclass(frozen=True)
@@ -59,13 +55,10 @@ class ModelCard:
     normalize_percentiles : ``(low, high)``: inputs are mapped linearly so that these
         percentiles of the image become 0 and 1 (float32, ``(Y, X)`` grayscale).
     channels : the meaning of each network output channel, in order.
-    distance_clip : px at which the distance channel saturates (0: no distance head).
     backend : Keras backend that trained it (``tensorflow`` or ``jax``).
     versions : package versions at training time.
     replicas : devices training ran on.
     epochs : epochs trained.
-    evaluate : the post-processing the model was scored with; ``None`` until ``evaluate``.
-    scores : the test-split metrics under ``evaluate`` (``seg``, ``iou``, ...), or ``None``.
     """
 
     format_version: int
@@ -76,49 +69,31 @@ class ModelCard:
     step: int
     normalize_percentiles: tuple[float, float]
     channels: tuple[str, ...]
-    distance_clip: float
     backend: str
     versions: dict[str, str]
     replicas: int
     epochs: int
-    evaluate: EvaluateParams | None = None
-    scores: dict[str, float] | None = None
 
     @property
     def has_distance(self) -> bool:
         """True when the network has a distance-to-background head (channel 2)."""
-        return self.distance_clip > 0
+        return self.train.distance_head
 
-    def evaluated(self, evaluate: EvaluateParams, scores: dict[str, float]) -> ModelCard:
-        """This card with the post-processing it was scored with and the scores."""
-        return dataclasses.replace(self, evaluate=evaluate, scores=dict(scores))
-
-    def postprocess(self, **overrides: Any) -> EvaluateParams:
-        """The card's post-processing with ``overrides`` (``threshold=0.6``, ...), validated.
-
-        Raises
-        ------
-        InputError
-            When the card holds no post-processing or an override is bad
-            (``"params: evaluate.<key>: ..."``).
-        """
-        if self.evaluate is None:
-            raise InputError("the model card holds no post-processing (the evaluate stage "
-                             f"writes it to {CARD_FILE})")
-        postprocess = dataclasses.replace(self.evaluate, **overrides)
-        postprocess.validate()
-        return postprocess
+    @property
+    def distance_px(self) -> float:
+        """Pixels (on the network's grid) that the distance head's output 1 stands for."""
+        return self.train.distance_clip if self.has_distance else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (sections as nested mappings, tuples as lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def output_channels(distance_clip: float) -> tuple[str, ...]:
+def output_channels(train: TrainParams) -> tuple[str, ...]:
     """Names of the network's output channels (logits) for a card's ``channels``."""
     channels = ("background logit (softmax with channel 1)", "cell logit (softmax with channel 0)")
-    if distance_clip > 0:
-        channels += (f"distance to background: sigmoid x {distance_clip:g} px (clipped)",)
+    if train.distance_head:
+        channels += (f"distance to background: sigmoid x {train.distance_clip:g} px (clipped)",)
     return channels
 
 
@@ -138,8 +113,7 @@ def package_versions(backend: str) -> dict[str, str]:
 
 def write_card(path: str | Path, card: ModelCard) -> None:
     """Write ``card`` as sorted, indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_json(path, card.to_dict())
 
 
 def read_card(path: str | Path) -> ModelCard:
@@ -167,25 +141,6 @@ def read_card(path: str | Path) -> ModelCard:
         raise InputError(f"{path}: {str(err).removeprefix('params: ')}") from None
 
 
-def read_model_folder(model_dir: str | Path) -> ModelCard:
-    """The complete card of a model folder (``model_dir/card.json``, with post-processing).
-
-    Raises
-    ------
-    InputError
-        A missing folder or card, a card that cannot be read, or one without post-processing.
-    """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise InputError(f"{model_dir}: no such model folder")
-    card = read_card(model_dir / CARD_FILE)
-    if card.evaluate is None:
-        raise InputError(f"{model_dir / CARD_FILE}: the card holds no post-processing")
-    if not (model_dir / WEIGHTS_FILE).is_file():
-        raise InputError(f"{model_dir}: no {WEIGHTS_FILE} beside {CARD_FILE}")
-    return card
-
-
 def _card_from_dict(raw: Any) -> ModelCard:
     if not isinstance(raw, dict):
         raise InputError("a model card must be a JSON object")
@@ -195,6 +150,9 @@ def _card_from_dict(raw: Any) -> ModelCard:
     if version > CARD_VERSION:
         raise InputError(f"card format {version} is newer than this unetseg reads "
                          f"({CARD_VERSION}); upgrade unetseg")
+    if version < CARD_VERSION:
+        raise InputError(f"card format {version} is older than this unetseg reads "
+                         f"({CARD_VERSION}); re-run the train stage")
     fields = {f.name: f for f in dataclasses.fields(ModelCard)}
     unknown = sorted(set(raw) - set(fields))
     missing = sorted(k for k, f in fields.items()
@@ -209,26 +167,22 @@ def _card_from_dict(raw: Any) -> ModelCard:
             values[name] = section_from_dict(name, cls, values[name], complete=True)
     for key in ("out_size", "step", "replicas", "epochs"):
         _expect(values, key, int)
-    _expect(values, "distance_clip", (int, float))
     _expect(values, "backend", str)
-    for key in ("versions", "scores"):
-        if values.get(key) is not None:
-            _expect(values, key, dict)
+    _expect(values, "versions", dict)
     values["normalize_percentiles"] = _floats(values, "normalize_percentiles", 2)
     channels = values["channels"]
     if not (isinstance(channels, list) and channels and all(isinstance(c, str) for c in channels)):
         raise InputError("channels: must be a non-empty list of strings")
     values["channels"] = tuple(channels)
-    values["distance_clip"] = float(values["distance_clip"])
     card = ModelCard(**values)
     if card.out_size != card.model.out_size:
         raise InputError(f"out_size: {card.out_size} does not match model.tile_size "
                          f"{card.model.tile_size} (which gives {card.model.out_size})")
     if not 1 <= card.step <= card.out_size:
         raise InputError(f"step: must be in 1..out_size ({card.out_size}), got {card.step}")
-    if len(card.channels) != (3 if card.has_distance else 2):
-        raise InputError(f"channels: {len(card.channels)} given, but distance_clip "
-                         f"{card.distance_clip:g} means {3 if card.has_distance else 2}")
+    if len(card.channels) != card.train.n_outputs:
+        raise InputError(f"channels: {len(card.channels)} given, but train.distance_weight "
+                         f"{card.train.distance_weight:g} means {card.train.n_outputs}")
     return card
 
 
@@ -247,11 +201,11 @@ def _floats(values: dict[str, Any], key: str, n: int) -> tuple[float, ...]:
 
 
 def network_card(model: ModelParams, train: TrainParams, prepare: PrepareParams, *,
-                 distance_clip: float, backend: str, replicas: int, epochs: int) -> ModelCard:
-    """The card of a freshly trained network (no post-processing yet)."""
+                 backend: str, replicas: int, epochs: int) -> ModelCard:
+    """The card of a freshly trained network."""
     return ModelCard(
         format_version=CARD_VERSION, model=model, prepare=prepare, train=train,
         out_size=model.out_size, step=tile_step(model.out_size, model.depth, model.padding),
-        normalize_percentiles=NORMALIZE_PERCENTILES, channels=output_channels(distance_clip),
-        distance_clip=float(distance_clip), backend=backend,
-        versions=package_versions(backend), replicas=int(replicas), epochs=int(epochs))
+        normalize_percentiles=NORMALIZE_PERCENTILES, channels=output_channels(train),
+        backend=backend, versions=package_versions(backend), replicas=int(replicas),
+        epochs=int(epochs))

@@ -19,7 +19,7 @@ import numpy as np
 
 from unetseg.config import ModelParams, TrainParams
 from unetseg.errors import InputError
-from unetseg.files import atomic_path
+from unetseg.files import atomic_path, write_json
 from unetseg.train.losses import WeightedCrossEntropy, pixel_accuracy
 from unetseg.train.models import build_model
 
@@ -140,7 +140,7 @@ def compiled_model(m: ModelParams, p: TrainParams, steps_per_epoch: int = 0) -> 
     with precision_scope(p.mixed_precision):
         model = build_model(m.arch, depth=m.depth, base_filters=m.base_filters,
                             padding=m.padding, dropout=m.dropout, input_size=m.tile_size,
-                            n_classes=3 if p.distance_weight > 0 else 2)
+                            n_classes=p.n_outputs)
     model.compile(optimizer=make_optimizer(p, steps_per_epoch * p.epochs),
                   loss=WeightedCrossEntropy(p.distance_weight), metrics=[pixel_accuracy])
     return model
@@ -197,8 +197,7 @@ class Tracker(keras.callbacks.Callback):
         with atomic_path(self.dir / "last.keras") as tmp:
             self.model.save(tmp.with_suffix(".keras"))
             tmp.with_suffix(".keras").rename(tmp)
-        with atomic_path(self.dir / "state.json") as tmp:
-            tmp.write_text(json.dumps(asdict(s)))
+        write_json(self.dir / "state.json", asdict(s))
         log_epoch(self.live, logs)
 
 
