@@ -1,4 +1,5 @@
-"""evaluate: segment the test split with the trained model -> instance masks, metrics, overlays.
+"""evaluate: segment the test split with the trained model -> instance masks, metrics, overlays
+and one picture of the per-object errors per test image (plots/evaluate/errors/).
 
 The complete model card (the network's card plus the post-processing scored here and its
 scores) is written to ``--card-out``, which ``unetseg predict`` reads.
@@ -13,18 +14,18 @@ from unetseg.runtime import configure_backend
 
 configure_backend()
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from unetseg import cli  # noqa: E402
-from unetseg.train.card import read_card, write_card  # noqa: E402
-from unetseg.config import load_params  # noqa: E402
-from unetseg.score.report import Evaluation  # noqa: E402
-from unetseg.files import atomic_path  # noqa: E402
-from unetseg.images import write_mask  # noqa: E402
-from unetseg.data.ctc import prediction_name  # noqa: E402
-from unetseg.score.overlays import outline_overlay, write_rgb_png  # noqa: E402
-from unetseg.infer.segmenter import Segmenter, load_weights  # noqa: E402
-from unetseg.prepare.store import PreparedReader  # noqa: E402
+from unetseg import cli
+from unetseg.config import load_params
+from unetseg.data.ctc import prediction_name
+from unetseg.files import atomic_path
+from unetseg.images import write_mask
+from unetseg.infer.segmenter import Segmenter, load_weights
+from unetseg.prepare.store import PreparedReader
+from unetseg.score.overlays import error_image, outline_overlay, write_rgb_png
+from unetseg.score.report import Evaluation
+from unetseg.train.card import read_card, write_card
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,12 +46,15 @@ def main(argv: list[str] | None = None) -> None:
             atomic_path(args.plots) as plots:
         (out / "test").mkdir(parents=True)
         (plots / "overlays").mkdir(parents=True)
+        (plots / "errors").mkdir()
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
                                    disable=None)):
             maps = segmenter.maps(s.image)
             labels = segmenter.label(maps)
             evaluation.add(s.name, s.mask, labels, maps[..., 0])
             write_mask(out / "test" / prediction_name(s.name), labels)
+            write_rgb_png(plots / "errors" / f"{s.name}.png",
+                          error_image(s.image, s.mask, labels, evaluation.matchings[-1]))
             if i < e.n_overlays:
                 write_rgb_png(plots / "overlays" / f"{s.name}.png",
                               outline_overlay(s.image, s.mask, labels))
