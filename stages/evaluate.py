@@ -1,4 +1,5 @@
-"""evaluate: segment the test split with the trained model -> instance masks, metrics, overlays.
+"""evaluate: segment the test split with the trained model -> instance masks, metrics, overlays
+and one picture of the per-object errors per test image (plots/evaluate/errors/).
 
 The ``postprocess:`` params used here and the scores they got go to ``--postprocess-out`` in
 the model folder, which ``unetseg predict`` reads beside the card.
@@ -23,7 +24,7 @@ from unetseg.images import write_mask  # noqa: E402
 from unetseg.infer.model_folder import write_postprocess  # noqa: E402
 from unetseg.infer.segmenter import Segmenter, load_weights  # noqa: E402
 from unetseg.prepare.store import PreparedReader  # noqa: E402
-from unetseg.score.overlays import outline_overlay, write_rgb_png  # noqa: E402
+from unetseg.score.overlays import error_image, outline_overlay, write_rgb_png  # noqa: E402
 from unetseg.score.report import Evaluation  # noqa: E402
 from unetseg.train.card import read_card  # noqa: E402
 
@@ -48,12 +49,15 @@ def main(argv: list[str] | None = None) -> None:
             atomic_path(args.plots) as plots:
         (out / "test").mkdir(parents=True)
         (plots / "overlays").mkdir(parents=True)
+        (plots / "errors").mkdir()
         for i, s in enumerate(tqdm(reader, total=len(reader), desc="evaluate", unit="image",
                                    disable=None)):
             maps = segmenter.maps(s.image)
             labels = segmenter.label(maps)
             evaluation.add(s.name, s.mask, labels, maps[..., 0])
             write_mask(out / "test" / prediction_name(s.name), labels)
+            write_rgb_png(plots / "errors" / f"{s.name}.png",
+                          error_image(s.image, s.mask, labels, evaluation.matchings[-1]))
             if i < e.n_overlays:
                 write_rgb_png(plots / "overlays" / f"{s.name}.png",
                               outline_overlay(s.image, s.mask, labels))

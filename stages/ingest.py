@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
                     for o in split.left_out]
         write_json(tmp / "manifest.json", {
             "source": p.source, "test_source": p.test_source, "annotations": p.annotations,
-            "split_gap": p.split_gap, "pairs": manifest, "left_out": left_out})
+            "split_gap": p.split_gap, "protocol": split.protocol, "pairs": manifest,
+            "left_out": left_out})
     cells = {part: [m["n_cells"] for m in manifest if m["split"] == part]
              for part in ("train", "test")}
     write_json(args.metrics, {

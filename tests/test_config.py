@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from unetseg.config import Params, flatten_overrides, load_params, params_from_dict
 from unetseg.errors import InputError
@@ -55,6 +56,13 @@ def test_missing_keys_take_defaults():
     ({"train": []}, "train"),
     ({"evaluate": {"threshold": 0.5}}, "evaluate.threshold: unknown key"),
     ({"evaluate": {"batch_size": 0}}, "evaluate.batch_size"),
+    ({"ingest": {"source": "x", "test_sequences": "02"}}, "ingest.test_sequences"),
+    ({"ingest": {"source": "x", "test_sequences": [2]}}, "ingest.test_sequences"),
+    ({"ingest": {"source": "x", "test_sequences": ["a2"]}}, "ingest.test_sequences"),
+    ({"ingest": {"source": "x", "test_sequences": ["02", "02"]}}, "ingest.test_sequences"),
+    ({"ingest": {"test_sequences": ["01"]}}, "ingest.test_sequences"),
+    ({"ingest": {"source": "x", "test_source": "y", "test_sequences": ["01"]}},
+     "ingest.test_sequences"),
 ])
 def test_bad_values_name_the_key(raw, key):
     with pytest.raises(InputError) as err:
@@ -82,8 +90,18 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_params(tmp_path / "none.yaml")
 
 
+def test_test_sequences_are_quoted_names_and_a_number_gets_a_hint():
+    params = load_params(ROOT / "params.yaml")
+    assert params.ingest.test_sequences == () == Params().ingest.test_sequences
+    raw = yaml.safe_load('ingest: {source: x, test_sequences: ["02", "01"]}')
+    assert params_from_dict(raw).ingest.test_sequences == ("02", "01")
+    with pytest.raises(InputError, match=r'got \[2\] \(quote names such as "02"'):
+        params_from_dict(yaml.safe_load("ingest: {source: x, test_sequences: [02]}"))
+
+
 def test_flatten_overrides_round_trips_through_yaml():
-    raw = {"ingest": {"source": "../x y", "sha256": ""}, "train": {"lr": 0.0005, "epochs": 3},
+    raw = {"ingest": {"source": "../x y", "sha256": "", "test_sequences": ["02"]},
+           "train": {"lr": 0.0005, "epochs": 3},
            "prepare": {"balance": False}}
     items = flatten_overrides(raw)
     rebuilt: dict = {}
@@ -102,7 +120,7 @@ def test_overrides_cli_prints_nul_separated_args(tmp_path):
     assert out.split(b"\0")[:-1] == [b"-S", b"train.lr=0.01"]
     cfg.write_text("train:\n  typo: 1\n")
     bad = subprocess.run([sys.executable, "-m", "unetseg.config", "--overrides", str(cfg)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and "train.typo" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
-from unetseg.data.ctc import looks_like_ctc, prediction_name, read_ctc, shared_sequences
+from unetseg.data.ctc import (
+    check_held_out,
+    looks_like_ctc,
+    prediction_name,
+    read_ctc,
+    shared_sequences,
+)
 from unetseg.errors import InputError
 
 SHAPE = (12, 14)
@@ -225,10 +232,25 @@ def test_shared_sequences_compare_names_and_pixels(tmp_path: Path) -> None:
     assert shared_sequences(tmp_path / "em", held) == set()
 
 
+def test_held_out_sequences_must_exist_hold_frames_and_have_gt(tmp_path: Path) -> None:
+    root = make_ctc(tmp_path, {"01": [0, 1], "02": [0, 1], "10": [4]}, {"01": [1], "02": [0]},
+                    st={"10": [4]})
+    check_held_out(root, ["02", "01"])
+    with pytest.raises(InputError, match=r"no sequence 3 to hold out .*has: 01, 02, 10$") as info:
+        check_held_out(root, ["01", "3"])
+    assert str(info.value).startswith(f"{root}: ")
+    (root / "04").mkdir()
+    with pytest.raises(InputError, match=f"^{re.escape(str(root / '04'))}: empty sequence"):
+        check_held_out(root, ["04"])
+    seg = re.escape(str(root / "10_GT" / "SEG"))
+    with pytest.raises(InputError, match=f"^{seg}: no GT masks .*sequence 10"):
+        check_held_out(root, ["10"])
+
+
 @pytest.mark.skipif(not U373.is_dir(), reason=f"needs the shared datasets at {DATASETS}")
 def test_real_u373_silver_truth() -> None:
     st = read_ctc(U373, "st")
-    frames = [*range(0, 14), *range(32, 36), *range(58, 72), *range(83, 101), 112, 113, 114]
+    frames = [*range(14), *range(32, 36), *range(58, 72), *range(83, 101), 112, 113, 114]
     assert [(s.sequence, s.frame) for s in st] == \
         [("01", n) for n in range(115)] + [("02", n) for n in frames]
     assert all(s.annotation == "st" for s in st)

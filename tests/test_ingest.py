@@ -14,13 +14,13 @@ import pytest
 import tifffile
 import yaml
 from PIL import Image
-
 from test_ctc import _mask, make_ctc, st_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 U373 = ROOT / ".." / "shared" / "datasets" / "PhC-C2DH-U373"
+HELA = U373.parent / "DIC-C2DH-HeLa"
 GT_FRAMES = [3, 10, 15, 20, 27]
-ST_FRAMES = [*range(0, 9), 10, *range(12, 23), 27, 28]
+ST_FRAMES = [*range(9), 10, *range(12, 23), 27, 28]
 
 
 def _ingest(tmp_path: Path, **ingest: object) -> tuple[subprocess.CompletedProcess, Path, Path]:
@@ -32,7 +32,7 @@ def _ingest(tmp_path: Path, **ingest: object) -> tuple[subprocess.CompletedProce
     result = subprocess.run([sys.executable, str(ROOT / "stages" / "ingest.py"), "--params",
                              str(params), "--out", str(out), "--metrics", str(metrics),
                              "--cache", str(tmp_path / "cache")],
-                            capture_output=True, text=True, env=env, timeout=300)
+                            capture_output=True, text=True, env=env, timeout=300, check=False)
     return result, out, metrics
 
 
@@ -95,13 +95,13 @@ def test_gt_plus_st_trains_on_both_and_tests_on_gt(tmp_path: Path, layout: Path)
 def test_the_same_seed_tests_the_same_frames_whatever_trains(tmp_path: Path,
                                                              layout: Path) -> None:
     tests = {}
-    for annotations in ("gt", "st", "gt+st"):
-        manifest, _, _ = _ok(tmp_path / annotations, source=str(layout),
-                             annotations=annotations, test_fraction=0.4, seed=3)
-        tests[annotations] = [(p["name"], p["origin"]) for p in manifest["pairs"]
-                              if p["split"] == "test"]
+    for kind in ("gt", "st", "gt+st"):
+        manifest, _, _ = _ok(tmp_path / kind, source=str(layout),
+                             annotations=kind, test_fraction=0.4, seed=3)
+        tests[kind] = [(p["name"], p["origin"]) for p in manifest["pairs"]
+                       if p["split"] == "test"]
         kinds = {p["annotation"] for p in manifest["pairs"] if p["split"] == "train"}
-        assert kinds == ({"gt", "st"} if annotations == "gt+st" else {annotations})
+        assert kinds == ({"gt", "st"} if kind == "gt+st" else {kind})
     assert tests["gt"] == tests["st"] == tests["gt+st"] and len(tests["gt"]) == 2
 
 
@@ -132,8 +132,8 @@ def test_test_source_is_read_for_its_gt_only(tmp_path: Path, layout: Path) -> No
 
 def test_st_for_a_dataset_without_st(tmp_path: Path) -> None:
     plain = make_ctc(tmp_path / "plain", {"01": [0, 1, 2]}, {"01": [0, 2]})
-    for annotations in ("st", "gt+st"):
-        _fails(tmp_path, "no silver-truth masks", source=str(plain), annotations=annotations)
+    for kind in ("st", "gt+st"):
+        _fails(tmp_path, "no silver-truth masks", source=str(plain), annotations=kind)
 
 
 def test_st_mask_of_another_shape(tmp_path: Path, layout: Path) -> None:
@@ -186,3 +186,86 @@ def test_real_u373_gt_plus_st(tmp_path: Path) -> None:
     # 01: every frame has ST (15 with GT); 02: 13 GT frames and 53 ST frames, 6 of them both.
     assert metrics["n_train"] + metrics["n_left_out"] + metrics["n_test"] == 115 + (13 + 53 - 6)
     shutil.rmtree(tmp_path / "ingested")
+
+
+@pytest.fixture
+def two_sequences(tmp_path: Path) -> Path:
+    return make_ctc(tmp_path / "two", {"01": list(range(8)), "02": list(range(31))},
+                    {"01": [1, 5], "02": GT_FRAMES}, st={"01": list(range(8)), "02": ST_FRAMES})
+
+
+def test_a_held_out_sequence_tests_on_its_gt_and_the_others_train(tmp_path: Path,
+                                                                  two_sequences: Path) -> None:
+    manifest, metrics, _ = _ok(tmp_path / "run", source=str(two_sequences), annotations="gt+st",
+                               test_sequences=["02"], test_fraction=0.5, split_gap=9)
+    test = [p for p in manifest["pairs"] if p["split"] == "test"]
+    train = [p for p in manifest["pairs"] if p["split"] == "train"]
+    assert [p["name"] for p in test] == [f"02_t{n:03d}" for n in GT_FRAMES]
+    assert all(p["annotation"] == "gt" for p in test)
+    assert [(p["name"], p["annotation"]) for p in train] == \
+        [(f"01_t{n:03d}", "gt" if n in (1, 5) else "st") for n in range(8)]
+    assert manifest["protocol"] == "sequences 02 held out" and manifest["left_out"] == []
+    assert (metrics["n_test"], metrics["n_train"], metrics["n_left_out"]) == (5, 8, 0)
+    manifest, _, _ = _ok(tmp_path / "back", source=str(two_sequences), test_sequences=["01"])
+    assert [p["name"] for p in manifest["pairs"] if p["split"] == "test"] == \
+        ["01_t001", "01_t005"]
+    assert {p["name"][:2] for p in manifest["pairs"] if p["split"] == "train"} == {"02"}
+
+
+def test_held_out_sequences_the_folder_cannot_give(tmp_path: Path, two_sequences: Path) -> None:
+    line = _fails(tmp_path, "no sequence 03 to hold out", source=str(two_sequences),
+                  test_sequences=["03"])
+    assert str(two_sequences) in line and line.endswith("has: 01, 02")
+    (two_sequences / "03").mkdir()
+    _fails(tmp_path, f"{two_sequences / '03'}: empty sequence", source=str(two_sequences),
+           test_sequences=["03"])
+    (two_sequences / "04").mkdir()
+    tifffile.imwrite(two_sequences / "04" / "t000.tif", np.arange(12 * 14, dtype=np.uint8)
+                     .reshape(12, 14))
+    _fails(tmp_path, f"{two_sequences / '04_GT' / 'SEG'}: no GT masks",
+           source=str(two_sequences), test_sequences=["04"])
+    _fails(tmp_path, "holding out sequence(s) 01, 02 leaves nothing to train on",
+           source=str(two_sequences), test_sequences=["01", "02"])
+    _fails(tmp_path, "ingest.test_sequences: must be a list of strings; got [2] (quote",
+           source=str(two_sequences), test_sequences=[2])
+    _fails(tmp_path, "ingest.test_sequences: needs a Cell Tracking Challenge source",
+           test_sequences=["01"])
+    _fails(tmp_path, "ingest.test_sequences: holds sequences of source out",
+           source=str(two_sequences), test_source=str(two_sequences), test_sequences=["01"])
+
+
+def test_a_held_out_mask_of_another_shape(tmp_path: Path, two_sequences: Path) -> None:
+    tifffile.imwrite(two_sequences / "02_GT" / "SEG" / "man_seg015.tif", _mask(15, (12, 15)))
+    line = _fails(tmp_path, "shapes differ", source=str(two_sequences), test_sequences=["02"])
+    assert "02_GT/SEG/man_seg015.tif" in line and "02/t015.tif" in line
+
+
+def test_held_out_sequences_of_an_em_dataset(tmp_path: Path) -> None:
+    em = tmp_path / "em" / "train"
+    for folder in ("image", "label"):
+        (em / folder).mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(np.full((8, 8), 200 * (folder == "label") + k, np.uint8)) \
+                .save(em / folder / f"{k}.png")
+    _fails(tmp_path, f"{em.parent}: ingest.test_sequences holds out sequences of a Cell Tracking "
+           "Challenge dataset", source=str(em.parent), test_sequences=["01"])
+
+
+@pytest.mark.skipif(not U373.is_dir(), reason=f"needs the shared datasets at {U373.parent}")
+def test_real_u373_validates_01_on_02(tmp_path: Path) -> None:
+    manifest, metrics, _ = _ok(tmp_path, source=str(U373), test_sequences=["02"])
+    test = [p for p in manifest["pairs"] if p["split"] == "test"]
+    train = [p for p in manifest["pairs"] if p["split"] == "train"]
+    assert [int(p["name"][4:]) for p in test] == \
+        [10, 17, 20, 22, 35, 36, 49, 51, 59, 74, 85, 92, 112], "the 13 GT frames of 02"
+    assert all(p["origin"].startswith("02/") and p["annotation"] == "gt" for p in test)
+    assert len(train) == 15 and all(p["name"].startswith("01_") for p in train)
+    assert (metrics["n_test"], metrics["n_train"], metrics["n_left_out"]) == (13, 15, 0)
+    assert manifest["protocol"] == "sequences 02 held out"
+    shutil.rmtree(tmp_path / "ingested")
+
+
+@pytest.mark.skipif(not HELA.is_dir(), reason=f"needs the shared datasets at {HELA.parent}")
+def test_real_hela_has_no_other_sequence_to_train_on(tmp_path: Path) -> None:
+    _fails(tmp_path, "holding out sequence(s) 01 leaves nothing to train on", source=str(HELA),
+           test_sequences=["01"])

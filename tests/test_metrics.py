@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 from skimage.metrics import adapted_rand_error
 
-from unetseg.score.metrics import (aggregate, dice, evaluate_pair, iou, object_counts, overlap_matrix,
-                             pixel_error, rand_error, seg_score)
+from unetseg.score.metrics import (
+    aggregate,
+    dice,
+    evaluate_pair,
+    iou,
+    object_counts,
+    object_index,
+    overlap_matrix,
+    overlap_table,
+    pixel_error,
+    rand_error,
+    seg_score,
+)
 
 
 def _boxes(shape: tuple[int, int], *boxes: tuple[int, int, int, int, int],
@@ -246,3 +257,19 @@ def test_aggregate_empty_references_and_bad_input() -> None:
         aggregate([])
     with pytest.raises(ValueError, match="seg_jaccard_sum"):
         aggregate([{"iou": 1.0}])
+
+
+def test_overlap_table_is_the_sparse_overlap_matrix() -> None:
+    rng = np.random.default_rng(7)
+    gt = rng.integers(0, 5, (20, 30)) * 11
+    pred = rng.integers(0, 4, (20, 30)) * 1000
+    ov = overlap_table(gt, pred)
+    table = overlap_matrix(gt, pred)
+    assert (ov.n_gt, ov.n_pred) == (4, 3)
+    np.testing.assert_array_equal(table[ov.gi, ov.pj], ov.count)
+    assert ov.count.sum() == gt.size and np.all(ov.count > 0)
+    gi, pj, count = ov.object_pairs()
+    assert np.all(gi > 0) and np.all(pj > 0) and count.sum() == table[1:, 1:].sum()
+    index, n = object_index(gt)
+    np.testing.assert_array_equal(index.reshape(gt.shape), gt // 11)
+    assert n == 4

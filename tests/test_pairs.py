@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unetseg.data.pairs import (Sample, hold_out, split_annotated, split_samples,
-                             training_pool)
+from unetseg.data.pairs import (
+    Sample,
+    hold_out,
+    hold_out_sequences,
+    split_annotated,
+    split_samples,
+    training_pool,
+)
 from unetseg.errors import InputError
 
 
@@ -19,7 +25,7 @@ def _sample(frame: int | None, annotation: str = "gt", sequence: str = "02") -> 
 
 
 GT_FRAMES = [10, 17, 20, 22, 35, 36, 49, 51, 59, 74, 85, 92, 112]  # as PhC-C2DH-U373's 02
-ST_FRAMES = [*range(0, 14), *range(32, 36), *range(58, 72), *range(83, 101), 112, 113, 114]
+ST_FRAMES = [*range(14), *range(32, 36), *range(58, 72), *range(83, 101), 112, 113, 114]
 GT = [_sample(n) for n in GT_FRAMES]
 ST = [_sample(n, "st") for n in ST_FRAMES]
 
@@ -115,3 +121,24 @@ def test_gap_that_leaves_nothing_to_train_is_an_error() -> None:
     with pytest.raises(InputError, match="ingest.split_gap: 5 leaves no training frames"):
         split_annotated(frames, [], "gt", 0.34, 0, 5)
     assert len(split_annotated(frames, [], "gt", 0.34, 0, 0).train) == 2
+
+
+def test_holding_out_a_sequence_tests_its_gt_and_trains_on_the_others() -> None:
+    other_gt = [_sample(n, sequence="01") for n in (1, 5, 6)]
+    other_st = [_sample(n, "st", "01") for n in range(8)]
+    split = hold_out_sequences([*other_gt, *GT], [*other_st, *ST], "gt+st", ["02"])
+    assert _names(split.test) == _names(GT), "every GT frame of 02, nothing else"
+    assert {s.sequence for s in split.train} == {"01"} and not split.left_out
+    assert [(s.frame, s.annotation) for s in split.train] == \
+        [(n, "gt" if n in (1, 5, 6) else "st") for n in range(8)], "no gap: 01 shares no frame"
+    assert split.protocol == "sequences 02 held out"
+    both = hold_out_sequences([*other_gt, *GT], [], "gt", ["02", "01"])
+    assert both.train == [] and len(both.test) == 16
+    assert both.protocol == "sequences 02, 01 held out"
+
+
+def test_each_split_names_its_protocol() -> None:
+    assert split_annotated(GT, ST, "gt", 0.25, 0, 3).protocol == \
+        "seeded split of the GT pairs: test_fraction 0.25, seed 0, split_gap 3"
+    assert hold_out(GT[1:], GT[:1], 2, {"02"}).protocol == \
+        "separate test set, split_gap 2 in the sequences it shares"

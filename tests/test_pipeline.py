@@ -27,6 +27,9 @@ def test_repro_runs_all_stages_then_nothing(project):
     masks = list((project.path / "data" / "predictions" / "test" / "01_RES").glob("mask*.tif"))
     assert masks, "CTC-style 16-bit mask TIFFs"
     assert list((project.path / "plots" / "evaluate" / "overlays").glob("*.png"))
+    errors = sorted((project.path / "plots" / "evaluate" / "errors").glob("*.png"))
+    assert len(errors) == len(masks) == evaluation["n_images"], "an error picture per test image"
+    assert 0.0 <= evaluation["ap_50"] <= 1.0 and evaluation["n_missed"] >= 0
     status = project.run("dvc", "status")
     assert "up to date" in status.stdout
     again = project.run("dvc", "repro")

@@ -24,7 +24,6 @@ import yaml
 from unetseg.errors import InputError
 from unetseg.tiling import output_size
 
-
 Arch = Literal["unet", "resunet", "unetpp", "attention_unet"]
 """The U-Net family :func:`unetseg.train.models.build_model` builds: the one list of architectures."""
 
@@ -54,7 +53,7 @@ class IngestParams:
     """Expected SHA-256 of the `test_source` zip or download; `""` does not check."""
     test_fraction: float = 0.25
     """Fraction of the pairs held out for testing by a seeded split, in [0, 1) (at least one pair
-    when > 0); unused with a `test_source`.
+    when > 0); unused with a `test_source` or `test_sequences`.
     """
     seed: int = 0
     """Seed of that split."""
@@ -62,9 +61,24 @@ class IngestParams:
     """CTC training masks: gt, st (silver truth), or gt+st (GT where a frame has one, else ST)."""
     split_gap: int = 3
     """Training frames within this many frames of a test frame of their sequence are left out."""
+    test_sequences: tuple[str, ...] = ()
+    """Cell Tracking Challenge sequences of `source` held out whole, e.g. `["02"]` (names quoted:
+    `"02"` is not `2`): their GT frames are the test set and every frame of the other sequences
+    (per `annotations`) trains, so `test_fraction` and `split_gap` do not apply; `[]` leaves the
+    split to `test_source` or `test_fraction`. Not with `test_source` or a synthetic or EM source.
+    """
 
     def validate(self) -> None:
         _check(bool(self.source.strip()), "ingest.source", "must not be empty")
+        names = self.test_sequences
+        _check(all(n.isdigit() and n.isascii() for n in names), "ingest.test_sequences",
+               f"sequence names are digits such as \"02\"; got {list(names)}")
+        _check(len(set(names)) == len(names), "ingest.test_sequences",
+               f"names a sequence twice: {list(names)}")
+        _check(not names or self.source != "synthetic", "ingest.test_sequences",
+               "needs a Cell Tracking Challenge source with sequences NN/; synthetic has none")
+        _check(not names or not self.test_source, "ingest.test_sequences",
+               "holds sequences of source out as the test set; leave it [] with a test_source")
         _check(0 <= self.split_gap <= 10000, "ingest.split_gap", "must be in 0..10000 frames")
         _check(self.annotations == "gt" or self.source != "synthetic", "ingest.annotations",
                f"{self.annotations!r} needs a Cell Tracking Challenge source with NN_ST/SEG masks; "
@@ -400,6 +414,13 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if hint is str:
         _check(isinstance(value, str), key, f"must be a string; got {value!r}")
         return value
+    if origin is tuple and typing.get_args(hint) == (str, ...):
+        _check(isinstance(value, list), key, f'must be a list of strings such as ["02"]; '
+               f"got {value!r}")
+        _check(all(isinstance(v, str) for v in value), key,
+               f"must be a list of strings; got {value!r} (quote names such as \"02\", "
+               "which YAML would read as the number 2)")
+        return tuple(value)
     raise TypeError(f"unsupported type for {key}: {hint}")
 
 
@@ -461,7 +482,9 @@ def flatten_overrides(raw: dict[str, Any], prefix: str = "") -> list[str]:
         if isinstance(value, dict):
             items.extend(flatten_overrides(value, f"{name}."))
         else:
-            items.append(f"{name}={json.dumps(value) if isinstance(value, str) else yaml.safe_dump(value).splitlines()[0]}")
+            text = (json.dumps(value) if isinstance(value, (str, list))
+                    else yaml.safe_dump(value).splitlines()[0])
+            items.append(f"{name}={text}")
     return items
 
 

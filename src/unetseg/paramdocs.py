@@ -52,12 +52,16 @@ def field_docstrings(source: str | None = None) -> dict[str, tuple[str, dict[str
 
 
 def _default(value: object) -> str:
-    return json.dumps(value) if isinstance(value, (str, bool)) else repr(value)
+    if isinstance(value, tuple):  # a list in params.yaml, kept as a tuple in the frozen params
+        value = list(value)
+    return json.dumps(value) if isinstance(value, (str, bool, list)) else repr(value)
 
 
 def _type(hint: object) -> str:
     if typing.get_origin(hint) is typing.Literal:
         return " \\| ".join(f"`{choice}`" for choice in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"list of {typing.get_args(hint)[0].__name__}"
     return getattr(hint, "__name__", str(hint))
 
 

@@ -11,6 +11,7 @@ challenge's silver truth (computer-generated masks of every cell), read with
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,39 @@ def _pair(root: Path, annotation: Annotation, seq: str, number: str, frame: Path
     return paired_sample(root, f"{seq}_t{number}", frame, _frame(frame),
                          mask_path, check_mask(mask_path, read_image(mask_path)),
                          annotation=annotation, sequence=seq, frame=int(number))
+
+
+def check_held_out(root: Path, names: Sequence[str]) -> None:
+    """Refuse sequences of ``root`` that cannot be held out whole as a test set.
+
+    Parameters
+    ----------
+    root : a Cell Tracking Challenge dataset folder.
+    names : sequence names (``"02"``), as ``ingest.test_sequences`` gives them.
+
+    Raises
+    ------
+    InputError
+        Naming the folder: a sequence ``root`` does not have (listing those it has), a
+        sequence folder without frames, or one without GT masks to score against.
+    """
+    root = Path(root)
+    try:
+        sequences, truths = _dirs(root, _SEQUENCE), _dirs(root, _TRUTH["gt"])
+        for name in names:
+            if name not in sequences:
+                have = ", ".join(sorted(sequences, key=lambda n: (int(n), n))) or "none"
+                raise InputError(f"{root}: no sequence {name} to hold out "
+                                 f"(ingest.test_sequences); the folder has: {have}")
+            if not _files(sequences[name], _FRAME):
+                raise InputError(f"{sequences[name]}: empty sequence, no frames tTTT.tif to "
+                                 "hold out (ingest.test_sequences)")
+            seg = truths.get(name, root / f"{name}_GT") / "SEG"
+            if not seg.is_dir() or not _files(seg, _MASK):
+                raise InputError(f"{seg}: no GT masks man_segTTT.tif, so sequence {name} has "
+                                 "nothing to test on (ingest.test_sequences)")
+    except OSError as err:
+        raise InputError(f"{root}: cannot list folder: {err.strerror or err}") from None
 
 
 def shared_sequences(root: Path, samples: list[Sample]) -> set[str]:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from unetseg.config import IngestParams, SyntheticParams
-from unetseg.data.ctc import looks_like_ctc, read_ctc, shared_sequences
+from unetseg.data.ctc import check_held_out, looks_like_ctc, read_ctc, shared_sequences
 from unetseg.data.em import looks_like_em, read_em
 from unetseg.data.fetch import IGNORED_NAMES, LAYOUTS, describe, resolve_source
-from unetseg.data.pairs import (ANNOTATION_KINDS, Annotation, Sample, Split, hold_out,
-                                split_annotated, training_pool)
+from unetseg.data.pairs import (
+    ANNOTATION_KINDS,
+    Annotation,
+    Sample,
+    Split,
+    hold_out,
+    hold_out_sequences,
+    split_annotated,
+    training_pool,
+)
 from unetseg.data.synthetic import generate
 from unetseg.errors import InputError
 
@@ -58,10 +66,21 @@ def load_split(ingest: IngestParams, synthetic: SyntheticParams, cache: Path) ->
     """The train and test pairs the ``ingest`` params name.
 
     ``source`` is ``"synthetic"`` (generated from the ``synthetic`` params) or anything
-    :func:`resolve_source` takes, read for the ``annotations`` asked. With a ``test_source``
-    (read for its GT only) that is the test set, and source frames within ``split_gap`` of
-    one of its frames in a shared sequence do not train; otherwise
-    :func:`unetseg.data.pairs.split_annotated` splits the GT of ``source`` by ``test_fraction``.
+    :func:`resolve_source` takes, read for the ``annotations`` asked. With
+    ``test_sequences`` the GT frames of those sequences of a Cell Tracking Challenge
+    ``source`` are the test set and the other sequences train
+    (:func:`unetseg.data.pairs.hold_out_sequences`; ``test_fraction`` and ``split_gap`` do not
+    apply). With a ``test_source`` (read for its GT only) that is the test set, and source
+    frames within ``split_gap`` of one of its frames in a shared sequence do not train;
+    otherwise :func:`unetseg.data.pairs.split_annotated` splits the GT of ``source`` by
+    ``test_fraction``. ``Split.protocol`` says which.
+
+    Raises
+    ------
+    InputError
+        Besides the readers' errors: ``test_sequences`` on a source that is not a Cell
+        Tracking Challenge dataset, naming a sequence it lacks, an empty one or one without
+        GT masks (:func:`unetseg.data.ctc.check_held_out`), or leaving nothing to train on.
     """
     def load(source: str, sha256: str,
              kinds: tuple[Annotation, ...]) -> tuple[Path | None, dict[str, list[Sample]]]:
@@ -72,6 +91,9 @@ def load_split(ingest: IngestParams, synthetic: SyntheticParams, cache: Path) ->
         return folder, {kind: read_samples(folder, kind) for kind in kinds}
 
     kinds = ANNOTATION_KINDS[ingest.annotations]
+    if ingest.test_sequences:
+        return _held_out_sequences(resolve_source(ingest.source, sha256=ingest.sha256,
+                                                  cache_dir=cache), ingest)
     if ingest.test_source:
         folder, read = load(ingest.source, ingest.sha256, kinds)
         _, held = load(ingest.test_source, ingest.test_sha256, ("gt",))
@@ -83,3 +105,19 @@ def load_split(ingest: IngestParams, synthetic: SyntheticParams, cache: Path) ->
     _, read = load(ingest.source, ingest.sha256, kinds)
     return split_annotated(read.get("gt", []), read.get("st", []), ingest.annotations,
                            ingest.test_fraction, ingest.seed, ingest.split_gap)
+
+
+def _held_out_sequences(folder: Path, ingest: IngestParams) -> Split:
+    """:func:`load_split` with ``ingest.test_sequences``: the sequences checked, then split."""
+    names = ingest.test_sequences
+    if not looks_like_ctc(folder):
+        raise InputError(f"{folder}: ingest.test_sequences holds out sequences of a Cell Tracking "
+                         "Challenge dataset (NN/tTTT.tif frames); this folder has none")
+    check_held_out(folder, names)
+    kinds = ("gt", *(k for k in ANNOTATION_KINDS[ingest.annotations] if k != "gt"))
+    read = {kind: read_samples(folder, kind) for kind in kinds}
+    split = hold_out_sequences(read["gt"], read.get("st", []), ingest.annotations, names)
+    if not split.train:
+        raise InputError(f"{folder}: holding out sequence(s) {', '.join(names)} leaves nothing to "
+                         f"train on (no {ingest.annotations} masks in any other sequence)")
+    return split

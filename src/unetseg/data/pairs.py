@@ -8,7 +8,7 @@ so a split of a sequence leaves the training frames near a test frame out
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -67,11 +67,13 @@ class LeftOut:
 
 @dataclass(frozen=True)
 class Split:
-    """Training and test pairs, and the training pairs left out next to test frames."""
+    """Training and test pairs, the training pairs left out next to test frames, and the
+    protocol that split them (for the manifest, e.g. ``"sequences 02 held out"``)."""
 
     train: list[Sample]
     test: list[Sample]
     left_out: list[LeftOut]
+    protocol: str = ""
 
 
 def paired_sample(root: Path, name: str, image_path: Path, image: np.ndarray, mask_path: Path,
@@ -100,7 +102,7 @@ def split_samples(
     and there are two or more samples). Both parts keep the input order.
     """
     n = len(samples)
-    n_test = int(round(test_fraction * n))
+    n_test = round(test_fraction * n)
     if test_fraction > 0 and n >= 2:
         n_test = max(n_test, 1)
     n_test = min(n_test, n - 1) if n else 0
@@ -165,7 +167,8 @@ def hold_out(pool: list[Sample], test: list[Sample], gap: int,
     if pool and not train:
         raise InputError(f"params: ingest.split_gap: {gap} leaves no training frames (all "
                          f"{len(pool)} lie within {gap} frames of a test frame)")
-    return Split(train, list(test), left_out)
+    return Split(train, list(test), left_out,
+                 protocol=f"separate test set, split_gap {gap} in the sequences it shares")
 
 
 def split_annotated(gt: list[Sample], st: list[Sample], annotations: Annotations,
@@ -182,4 +185,33 @@ def split_annotated(gt: list[Sample], st: list[Sample], annotations: Annotations
     pairs = {(s.name, s.annotation) for s in test}
     pool = [s for s in training_pool(gt, st, annotations)
             if (s.name, s.annotation) not in pairs]
-    return hold_out(pool, test, gap, {s.sequence for s in test if s.sequence})
+    split = hold_out(pool, test, gap, {s.sequence for s in test if s.sequence})
+    return replace(split, protocol=f"seeded split of the GT pairs: test_fraction {test_fraction}, "
+                                   f"seed {seed}, split_gap {gap}")
+
+
+def hold_out_sequences(gt: list[Sample], st: list[Sample], annotations: Annotations,
+                       sequences: Collection[str]) -> Split:
+    """Hold whole sequences out: test on their GT pairs, train on every other sequence.
+
+    A new user's images come from a new recording, not from frames between the training
+    ones, so this validates as they will use the model. No split gap applies: no training
+    frame shares a sequence with a test frame.
+
+    Parameters
+    ----------
+    gt, st : the GT and silver-truth pairs of the whole dataset.
+    annotations : which of them train (:func:`training_pool`).
+    sequences : the held-out sequence names (``"02"``).
+
+    Returns
+    -------
+    Split
+        ``test``: the GT pairs of ``sequences``; ``train``: :func:`training_pool` of the
+        pairs of every other sequence (pairs outside a sequence included); no ``left_out``.
+        Either may be empty; the caller refuses what it cannot use.
+    """
+    held = set(sequences)
+    test = [s for s in gt if s.sequence in held]
+    train = [s for s in training_pool(gt, st, annotations) if s.sequence not in held]
+    return Split(train, test, [], protocol=f"sequences {', '.join(sequences)} held out")

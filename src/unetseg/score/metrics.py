@@ -4,7 +4,8 @@ Every function takes two ``(Y, X)`` integer instance label images of the same
 shape (0 = background, any other value = one object; ids need not be
 consecutive). ``gt`` is the reference, ``pred`` the prediction. The instance
 scores (SEG, Rand error) all come from one sparse table of pixel counts per
-(gt id, pred id) pair, built in O(pixels) with ``np.bincount``.
+(gt id, pred id) pair, built in O(pixels) with ``np.bincount``
+(:func:`overlap_table`); :mod:`unetseg.score.matching` reads the same table.
 
 Scores used by the U-Net paper (Ronneberger et al. 2015): the ISBI 2012 EM
 challenge ranks by warping, Rand and pixel error (Sec. 3, Table 1); the ISBI
@@ -24,12 +25,24 @@ _COUNT_KEYS = ("n_gt", "n_pred", "n_matched")
 
 
 @dataclass(frozen=True)
-class _Overlap:
-    """Non-zero cells of the overlap table between two relabelled images.
+class Overlap:
+    """The non-zero cells of the overlap table between two label images, kept sparse.
 
-    ``gi``/``pj`` are consecutive object indices (0 = background, ``k`` = the
-    k-th smallest non-zero id), ``count`` the pixels where both hold. All are
-    1-D int64 arrays sorted by ``(gi, pj)``.
+    Objects are numbered by :func:`object_index` (0 = background, ``k`` = the k-th
+    smallest non-zero id of that image).
+
+    Attributes
+    ----------
+    gi, pj : np.ndarray
+        ``(n_cells,)`` int64 reference / predicted object numbers of each non-zero cell,
+        sorted by ``(gi, pj)``.
+    count : np.ndarray
+        ``(n_cells,)`` int64 pixels where reference object ``gi`` and predicted object
+        ``pj`` overlap (background included as object 0).
+    n_gt, n_pred : int
+        Objects in the reference and in the prediction.
+    gt_sizes, pred_sizes : np.ndarray
+        ``(n_gt + 1,)`` / ``(n_pred + 1,)`` int64 pixel areas; index 0 = background.
     """
 
     gi: np.ndarray
@@ -39,6 +52,12 @@ class _Overlap:
     n_pred: int
     gt_sizes: np.ndarray
     pred_sizes: np.ndarray
+
+    def object_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(gi, pj, count)`` of the cells where two objects overlap (no background),
+        each ``(n_pairs,)`` int64."""
+        both = (self.gi > 0) & (self.pj > 0)
+        return self.gi[both], self.pj[both], self.count[both]
 
 
 def _check_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +72,20 @@ def _check_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return gt, pred
 
 
-def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Flat int64 indices (0 = background, k = k-th smallest non-zero id) and their count."""
+def object_index(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Number the objects of a label image by id: 0 = background, k = the k-th smallest id.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        ``(Y, X)`` non-negative integer (or bool) instance labels.
+
+    Returns
+    -------
+    tuple
+        The ``(Y * X,)`` int64 object number of every pixel (row-major), and the number of
+        objects.
+    """
     flat = labels.ravel()
     if flat.dtype == bool:
         flat = flat.view(np.uint8)
@@ -71,9 +102,9 @@ def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse, int(np.count_nonzero(ids))
 
 
-def _overlap(gt: np.ndarray, pred: np.ndarray) -> _Overlap:
-    g, n_gt = _relabel(gt)
-    p, n_pred = _relabel(pred)
+def _overlap(gt: np.ndarray, pred: np.ndarray) -> Overlap:
+    g, n_gt = object_index(gt)
+    p, n_pred = object_index(pred)
     width = n_pred + 1
     key = g * width + p
     cells = (n_gt + 1) * width
@@ -89,15 +120,14 @@ def _overlap(gt: np.ndarray, pred: np.ndarray) -> _Overlap:
     pred_sizes = np.zeros(n_pred + 1, np.int64)
     np.add.at(gt_sizes, gi, count)
     np.add.at(pred_sizes, pj, count)
-    return _Overlap(gi, pj, count, n_gt, n_pred, gt_sizes, pred_sizes)
+    return Overlap(gi, pj, count, n_gt, n_pred, gt_sizes, pred_sizes)
 
 
-def _seg_matches(ov: _Overlap) -> tuple[float, int]:
+def _seg_matches(ov: Overlap) -> tuple[float, int]:
     """Sum of Jaccard over matched reference objects, and how many matched (CTC SEG)."""
-    obj = (ov.gi > 0) & (ov.pj > 0)
-    c = ov.count[obj]
-    r = ov.gt_sizes[ov.gi[obj]]
-    s = ov.pred_sizes[ov.pj[obj]]
+    gi, pj, c = ov.object_pairs()
+    r = ov.gt_sizes[gi]
+    s = ov.pred_sizes[pj]
     match = 2 * c > r
     jaccard = c[match] / (r[match] + s[match] - c[match])
     return float(jaccard.sum()), int(np.count_nonzero(match))
@@ -109,7 +139,7 @@ def _seg_from(jaccard_sum: float, n_gt: int, n_pred: int) -> float:
     return jaccard_sum / n_gt
 
 
-def _rand_error(ov: _Overlap) -> float:
+def _rand_error(ov: Overlap) -> float:
     # Mirrors skimage.metrics.adapted_rand_error (alpha=0.5, ignore gt 0) on the shared table.
     fg = ov.gi > 0
     c = ov.count[fg]
@@ -138,6 +168,28 @@ def _dice_from(inter: int, area_gt: int, area_pred: int) -> float:
     return 1.0 if total == 0 else 2 * inter / total
 
 
+def overlap_table(gt: np.ndarray, pred: np.ndarray) -> Overlap:
+    """The sparse overlap table of two label images, built in O(pixels) with ``np.bincount``.
+
+    Parameters
+    ----------
+    gt, pred : np.ndarray
+        ``(Y, X)`` non-negative integer instance labels of the same shape, 0 = background;
+        ids need not be consecutive.
+
+    Returns
+    -------
+    Overlap
+        Every score of this module and of :mod:`unetseg.score.matching` is read from it.
+
+    Raises
+    ------
+    ValueError
+        On different shapes, non-integer dtype or negative ids.
+    """
+    return _overlap(*_check_pair(gt, pred))
+
+
 def overlap_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Pixel counts of every (reference object, predicted object) pair.
 
@@ -159,7 +211,7 @@ def overlap_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     ValueError
         On different shapes, non-integer dtype or negative ids.
     """
-    ov = _overlap(*_check_pair(gt, pred))
+    ov = overlap_table(gt, pred)
     table = np.zeros((ov.n_gt + 1, ov.n_pred + 1), np.int64)
     table[ov.gi, ov.pj] = ov.count
     return table
@@ -185,7 +237,7 @@ def seg_score(gt_labels: np.ndarray, pred_labels: np.ndarray) -> float:
         SEG in [0, 1]. With no reference objects: 1.0 if ``pred_labels`` has
         no objects either, else 0.0.
     """
-    ov = _overlap(*_check_pair(gt_labels, pred_labels))
+    ov = overlap_table(gt_labels, pred_labels)
     return _seg_from(_seg_matches(ov)[0], ov.n_gt, ov.n_pred)
 
 
@@ -240,7 +292,7 @@ def rand_error(gt: np.ndarray, pred: np.ndarray) -> float:
         In [0, 1]; 0.0 when there are no pixel pairs to compare (fewer than two
         pixels in every gt object, e.g. an empty gt), where skimage gives NaN.
     """
-    return _rand_error(_overlap(*_check_pair(gt, pred)))
+    return _rand_error(overlap_table(gt, pred))
 
 
 def object_counts(gt: np.ndarray, pred: np.ndarray) -> dict[str, int]:
@@ -248,7 +300,7 @@ def object_counts(gt: np.ndarray, pred: np.ndarray) -> dict[str, int]:
 
     Takes ``(Y, X)`` integer labels of the same shape.
     """
-    ov = _overlap(*_check_pair(gt, pred))
+    ov = overlap_table(gt, pred)
     return {"n_gt": ov.n_gt, "n_pred": ov.n_pred, "n_matched": _seg_matches(ov)[1]}
 
 
