@@ -34,6 +34,7 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 test: $(STAMP)
+	$(BIN)/ruff check src stages tests benchmarks
 	$(BIN)/python -m pytest -q $(TEST_ARGS)
 
 test-fast: $(STAMP)
@@ -53,7 +54,8 @@ exp: $(STAMP)
 # of requirements-cuda.in for this platform (Linux x86_64), pinned to the CPU lock's versions
 # where both have a package, without installing anything.
 lock:
-	.venv/bin/python -m pip freeze --exclude-editable > requirements.lock
+	{ echo '# Fully pinned environment for unetseg (Python 3.11, CPU). Regenerate with: make lock'; \
+	  .venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.lock
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check --dry-run \
 	    --ignore-installed --report .cuda-report.json -r requirements-cuda.in -c requirements.lock
 	.venv/bin/python -c 'import json, sys; \

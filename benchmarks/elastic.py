@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from unetseg.augment.deform import augment_pair, elastic_field, sampling_coords, warp_image, warp_labels
+from unetseg.augment.deform import (
+    augment_pair,
+    elastic_field,
+    sampling_coords,
+    warp_image,
+    warp_labels,
+)
 from unetseg.config import AugmentParams
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "elasticdeform"

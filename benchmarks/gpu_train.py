@@ -38,16 +38,16 @@ import keras
 import numpy as np
 import yaml
 
-from unetseg.train.card import network_card
+from unetseg.augment.tiles import TileJob, build_tiles
 from unetseg.config import ModelParams, Params, TrainParams, params_from_dict
-from unetseg.train.batches import TileBatches
 from unetseg.data.em import read_em
-from unetseg.score.metrics import pixel_error, rand_error
 from unetseg.infer.segmenter import Segmenter
 from unetseg.prepare.store import PreparedSample, TileWriter
 from unetseg.prepare.targets import target_options, training_target
-from unetseg.augment.tiles import TileJob, build_tiles
+from unetseg.score.metrics import pixel_error, rand_error
 from unetseg.tiling import tile_grid, tile_step
+from unetseg.train.batches import TileBatches
+from unetseg.train.card import network_card
 from unetseg.train.fit import compiled_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,12 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--holdout", type=int, default=6, help="last slices held out")
     parser.add_argument("--copies", type=int, default=None,
                         help="augmented copies per slice (default: the config's)")
-    parser.add_argument("--em-seconds", type=float, default=150.0, help="EM training time (0: skip)")
+    parser.add_argument("--em-seconds", type=float, default=150.0,
+                        help="EM training time (0: skip)")
     parser.add_argument("--em-tile", type=int, help="override the config's model.tile_size")
     parser.add_argument("--em-depth", type=int, help="override the config's model.depth")
     parser.add_argument("--em-filters", type=int, help="override the config's model.base_filters")
     parser.add_argument("--workers", type=int,
-                        help="loader processes for the EM run (default: the config's train.workers)")
+                        help="loader processes for the EM run (default: the config's "
+                             "train.workers)")
     args = parser.parse_args(argv)
     result: dict[str, object] = {"benchmark": "gpu_train", "backend": keras.backend.backend(),
                                  "keras": keras.__version__, "peak_tflops": args.peak_tflops}

@@ -1,6 +1,7 @@
 """Can the input pipeline keep an accelerator fed? Loader throughput and data wait. Prints JSON.
 
-1. Loader samples/s per CPU core at the paper's 572 -> 388 tiles: ``unetseg.train.batches.TileBatches``
+1. Loader samples/s per CPU core at the paper's 572 -> 388 tiles:
+   ``unetseg.train.batches.TileBatches``
    reads a synthetic ``data/augmented/train.h5``-style store (written with the project's
    ``TileWriter``, gzip-compressed as augment writes it) and builds each batch's targets,
    the plain (class, weight) pair and, with ``distance_clip``, the distance head's too.
@@ -33,8 +34,8 @@ import numpy as np
 from scipy import ndimage
 
 from unetseg.config import ModelParams, TrainParams
-from unetseg.train.batches import TileBatches
 from unetseg.prepare.store import TileWriter
+from unetseg.train.batches import TileBatches
 from unetseg.train.fit import compiled_model
 
 

@@ -48,9 +48,9 @@ def _image(size: int) -> np.ndarray:
 def _model_folder(folder: Path, tile_size: int | None = None) -> Path:
     import keras
 
+    from unetseg.config import load_params
     from unetseg.infer.model_folder import POSTPROCESS_FILE, write_postprocess
     from unetseg.train.card import CARD_FILE, network_card, write_card
-    from unetseg.config import load_params
     from unetseg.train.models import build_model
 
     params = load_params(ROOT / "params.yaml")

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from unetseg import cli
+from unetseg.augment.tiles import write_tile_store
 from unetseg.config import load_params
 from unetseg.files import atomic_path, write_json
 from unetseg.prepare.store import PreparedReader
-from unetseg.augment.tiles import write_tile_store
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,19 +14,19 @@ from unetseg.runtime import configure_backend
 
 configure_backend()
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from unetseg import cli  # noqa: E402
-from unetseg.config import load_params  # noqa: E402
-from unetseg.data.ctc import prediction_name  # noqa: E402
-from unetseg.files import atomic_path, write_json  # noqa: E402
-from unetseg.images import write_mask  # noqa: E402
-from unetseg.infer.model_folder import write_postprocess  # noqa: E402
-from unetseg.infer.segmenter import Segmenter, load_weights  # noqa: E402
-from unetseg.prepare.store import PreparedReader  # noqa: E402
-from unetseg.score.overlays import error_image, outline_overlay, write_rgb_png  # noqa: E402
-from unetseg.score.report import Evaluation  # noqa: E402
-from unetseg.train.card import read_card  # noqa: E402
+from unetseg import cli
+from unetseg.config import load_params
+from unetseg.data.ctc import prediction_name
+from unetseg.files import atomic_path, write_json
+from unetseg.images import write_mask
+from unetseg.infer.model_folder import write_postprocess
+from unetseg.infer.segmenter import Segmenter, load_weights
+from unetseg.prepare.store import PreparedReader
+from unetseg.score.overlays import error_image, outline_overlay, write_rgb_png
+from unetseg.score.report import Evaluation
+from unetseg.train.card import read_card
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="output post-processing file of the model folder")
     parser.add_argument("--out", type=Path, required=True, help="predictions folder")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
-    parser.add_argument("--plots", type=Path, required=True, help="plots folder (overlays, per-image)")
+    parser.add_argument("--plots", type=Path, required=True,
+                        help="plots folder (overlays, errors, per-image)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     e, post = params.evaluate, params.postprocess

@@ -1,4 +1,4 @@
-"""ingest: a dataset (synthetic, CTC 2D, ISBI-2012 EM; folder, zip or URL) -> PNG pairs + manifest."""
+"""ingest: a dataset (synthetic, CTC 2D, ISBI-2012 EM; folder, zip, URL) -> PNG pairs, manifest."""
 
 from __future__ import annotations
 

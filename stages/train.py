@@ -1,4 +1,4 @@
-"""train: the U-Net family on augmented tiles with the weighted loss, tracked by dvclive, resumable."""
+"""train: the U-Net family on augmented tiles, weighted loss, tracked by dvclive, resumable."""
 
 from __future__ import annotations
 
@@ -17,8 +17,14 @@ from unetseg.files import atomic_path, write_json
 from unetseg.prepare.store import TileReader, recorded_prepare
 from unetseg.train.batches import training_batches
 from unetseg.train.card import network_card, write_card
-from unetseg.train.fit import (compiled_model, distribution_scope, fingerprint, fit, load_state,
-                              run_metrics)
+from unetseg.train.fit import (
+    compiled_model,
+    distribution_scope,
+    fingerprint,
+    fit,
+    load_state,
+    run_metrics,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

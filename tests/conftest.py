@@ -41,7 +41,8 @@ class Project:
                     "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
                     "CUDA_VISIBLE_DEVICES": ""}
 
-    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True,
+            timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(list(args), cwd=self.path, env=self.env, capture_output=True,
                                 text=True, timeout=timeout)
         if check and result.returncode != 0:
@@ -67,7 +68,8 @@ def copy_project(dest: Path) -> Project:
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(src, dest / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         elif src.exists():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)

@@ -1,7 +1,7 @@
 import numpy as np
 
-from unetseg.train.batches import TileBatches, split_by_sample
 from unetseg.prepare.store import TileWriter
+from unetseg.train.batches import TileBatches, split_by_sample
 
 
 def test_split_by_sample_keeps_images_apart_and_validates_on_originals():
@@ -21,7 +21,8 @@ def test_split_by_sample_keeps_images_apart_and_validates_on_originals():
 def _store(path, n=10, i_s=8, o_s=4):
     with TileWriter(path, n, i_s, o_s, {}) as w:
         inputs = np.arange(n, dtype=np.float32)[:, None, None] * np.ones((1, i_s, i_s), np.float32)
-        w.append(inputs, np.ones((n, o_s, o_s), np.uint8), np.full((n, o_s, o_s), 2, np.float32), 0, 0)
+        w.append(inputs, np.ones((n, o_s, o_s), np.uint8), np.full((n, o_s, o_s), 2, np.float32),
+                 0, 0)
 
 
 def test_batches_have_model_shapes_and_cover_every_tile(tmp_path):

@@ -25,7 +25,8 @@ WITHOUT = textwrap.dedent("""
     sys.meta_path.insert(0, Absent())
     sys.argv = sys.argv[1:]
     runpy.run_path(sys.argv[0], run_name="__main__")
-    print("LOADED", *sorted(n for n in sys.modules if n.split(".")[0] in {"tensorflow", "dvc", "dvclive"}))
+    print("LOADED", *sorted(n for n in sys.modules
+                            if n.split(".")[0] in {"tensorflow", "dvc", "dvclive"}))
 """)
 
 

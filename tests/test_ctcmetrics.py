@@ -100,6 +100,6 @@ def test_pooled_seg_equals_py_ctcmetrics_on_real_u373_masks(tmp_path: Path) -> N
     assert expected == pytest.approx(0.88, abs=0.005), "the README's figure for ST against GT"
     swapped = ctc_seg(sts, gts, tmp_path / "gt_vs_st")
     assert ours(sts, gts) == pytest.approx(swapped, abs=1e-6)
-    for k, (gt, st) in enumerate(zip(gts, sts)):
+    for k, (gt, st) in enumerate(zip(gts, sts, strict=True)):
         assert seg_score(gt, st) == pytest.approx(ctc_seg([gt], [st], tmp_path / str(k)),
                                                   abs=1e-6), BOTH[k]

@@ -1,4 +1,4 @@
-"""Tests for unetseg.augment.deform: elastic deformation, flips/rot90, gray values of image/mask pairs."""
+"""unetseg.augment.deform: elastic deformation, flips/rot90, gray values of image/mask pairs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from unetseg.augment.deform import (augment_pair, elastic_field, flip_rot90, gray_values, sampling_coords,
-                             warp, warp_image, warp_labels)
+from unetseg.augment.deform import (
+    augment_pair,
+    elastic_field,
+    flip_rot90,
+    gray_values,
+    sampling_coords,
+    warp,
+    warp_image,
+    warp_labels,
+)
 from unetseg.config import params_from_dict
 from unetseg.errors import InputError
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def _experiments(project) -> dict[str, dict[str, Any]]:
-    """name -> {"params": flat params.yaml data, "metrics": {file: data}} from `dvc exp show --json`."""
+    """name -> {"params": flat params.yaml, "metrics": {file: data}} from `dvc exp show --json`."""
     found: dict[str, dict[str, Any]] = {}
 
     def walk(node: Any) -> None:
@@ -47,7 +47,8 @@ def test_experiments_are_listed_and_compared(project):
                                                                 "rand_error"}
     assert a["metrics"]["metrics/train.json"]["loss"] != b["metrics"]["metrics/train.json"]["loss"]
 
-    diff = json.loads(project.run("dvc", "metrics", "diff", "lr-half", "one-epoch", "--json").stdout)
+    diff = json.loads(project.run("dvc", "metrics", "diff", "lr-half", "one-epoch",
+                                  "--json").stdout)
     assert "metrics/train.json" in diff and "loss" in diff["metrics/train.json"]
     plots = project.run("dvc", "plots", "diff", "lr-half", "one-epoch", "--json")
     assert "loss" in plots.stdout
@@ -77,13 +78,15 @@ def test_branches_are_compared(project):
     diff = json.loads(project.run("dvc", "metrics", "diff", "main", "--json").stdout)
     assert diff["metrics/train.json"]["epochs"]["diff"] == -1
     params = json.loads(project.run("dvc", "params", "diff", "main", "--json").stdout)
-    assert (params["params.yaml"]["train.epochs"]["old"], params["params.yaml"]["train.epochs"]["new"]) == (2, 1)
+    epochs = params["params.yaml"]["train.epochs"]
+    assert (epochs["old"], epochs["new"]) == (2, 1)
 
 
 def test_every_architecture_runs_as_an_experiment(project):
     archs = ("resunet", "unetpp", "attention_unet")
     for arch in archs:
-        project.run("dvc", "exp", "run", "-n", arch, "-S", f"model.arch={arch}", "-S", "train.epochs=1")
+        project.run("dvc", "exp", "run", "-n", arch, "-S", f"model.arch={arch}",
+                    "-S", "train.epochs=1")
     exps = _experiments(project)
     for arch in archs:
         assert exps[arch]["params"]["model"]["arch"] == arch

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from unetseg.errors import InputError
 from unetseg.data.datasets import read_samples
 from unetseg.data.fetch import resolve_source
+from unetseg.errors import InputError
 
 DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not DATASETS.is_dir(),

@@ -21,11 +21,10 @@ def test_folder_replaced_and_old_kept_on_error(tmp_path: Path):
     with atomic_path(target) as tmp:
         tmp.mkdir()
         (tmp / "a").write_text("1")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.mkdir()
-            (tmp / "b").write_text("2")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "b").write_text("2")
+        raise RuntimeError("boom")
     assert sorted(p.name for p in target.iterdir()) == ["a"]
     assert [p.name for p in tmp_path.iterdir()] == ["folder"]
 

@@ -1,10 +1,8 @@
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +60,8 @@ MIRRORED = textwrap.dedent("""
 
 @pytest.mark.tensorflow
 def test_mirrored_strategy_on_two_logical_cpus():
-    out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300,
+    out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
+                         timeout=300,
                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
                               "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src")})
     assert out.returncode == 0, out.stderr[-2000:]
@@ -173,6 +172,6 @@ def test_multi_worker_is_refused_off_tensorflow(monkeypatch):
     from unetseg.train.fit import distribution_scope
 
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    with pytest.raises(InputError, match="train.strategy: multi_worker needs the TensorFlow"):
-        with distribution_scope("multi_worker", 4):
-            pass
+    with pytest.raises(InputError, match="train.strategy: multi_worker needs the TensorFlow"), \
+            distribution_scope("multi_worker", 4):
+        pass

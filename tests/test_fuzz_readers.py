@@ -14,11 +14,11 @@ from PIL import Image
 
 from unetseg.config import Params, params_from_dict
 from unetseg.data.ctc import read_ctc
-from unetseg.data.pairs import Sample
+from unetseg.data.datasets import read_samples
 from unetseg.data.em import read_em
+from unetseg.data.pairs import Sample
 from unetseg.errors import InputError
 from unetseg.images import read_image
-from unetseg.data.datasets import read_samples
 
 # derandomize: the same examples on every run, so CI results are reproducible.
 FUZZ = settings(max_examples=50, deadline=None, database=None, derandomize=True,

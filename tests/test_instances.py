@@ -113,7 +113,8 @@ def test_watershed_keeps_a_lobe_whole_but_cuts_a_cell_on_a_stalk() -> None:
     yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
     body = (yy - 32) ** 2 + (xx - 30) ** 2 <= 16 ** 2
     lobe = body | ((yy - 32) ** 2 + (xx - 52) ** 2 <= 9 ** 2)  # 18 px wide, 11-px neck
-    stalk = body | ((yy - 32) ** 2 + (xx - 72) ** 2 <= 12 ** 2) | ((abs(yy - 32) <= 2) & (xx > 40) & (xx < 64))
+    stalk = body | ((yy - 32) ** 2 + (xx - 72) ** 2 <= 12 ** 2) \
+        | ((abs(yy - 32) <= 2) & (xx > 40) & (xx < 64))
     for fg, expected in ((lobe, 1), (stalk, 2)):
         prob = np.where(fg, 0.95, 0.05).astype(np.float32)
         out = label_instances(prob, method="watershed", border_px=0, min_size=0)

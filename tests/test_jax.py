@@ -1,4 +1,4 @@
-"""The JAX backend: the pipeline trains on it, data-parallel over devices, models load on TensorFlow.
+"""The JAX backend: the pipeline trains on it, data-parallel over devices, models load on TF.
 
 Each backend runs in its own subprocess (Keras picks its backend once per process).
 """
@@ -6,11 +6,11 @@ Each backend runs in its own subprocess (Keras picks its backend once per proces
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,8 @@ def test_jax_trained_model_predicts_the_same_on_tensorflow(tmp_path):
     out = _python(PREDICT_ON_TF, "tensorflow", tmp_path)
     assert out.stdout.split()[-4:] == ["float32", "float32", "mixed_bfloat16", "float32"]
     for precision, tol in (("none", 1e-5), ("bfloat16", 2e-2)):
-        on_jax, on_tf = np.load(tmp_path / f"jax-{precision}.npy"), np.load(tmp_path / f"tf-{precision}.npy")
+        on_jax = np.load(tmp_path / f"jax-{precision}.npy")
+        on_tf = np.load(tmp_path / f"tf-{precision}.npy")
         assert on_jax.shape == on_tf.shape == (4, 4, 4, 2)
         assert np.abs(on_jax).max() > 0.01, "a trained model, not zeros"
         np.testing.assert_allclose(on_tf, on_jax, atol=tol * max(1.0, np.abs(on_jax).max()),

@@ -2,8 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from unetseg.train.losses import (WeightedCrossEntropy, distance_cross_entropy, pixel_accuracy,
-                            weighted_cross_entropy)
+from unetseg.train.losses import (
+    WeightedCrossEntropy,
+    distance_cross_entropy,
+    pixel_accuracy,
+    weighted_cross_entropy,
+)
 
 
 def _target(classes, weights):
@@ -146,7 +150,8 @@ def test_distance_loss_ignores_unmasked_pixels_and_is_stable():
     y_pred[0, 0, 0, 2], y_pred[0, 0, 1, 2] = 500.0, -500.0
     mask = np.ones((1, 4, 4))
     mask[0, 2:] = 0
-    y_true = _distance_target(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), np.full((1, 4, 4), 0.3), mask)
+    y_true = _distance_target(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), np.full((1, 4, 4), 0.3),
+                              mask)
     base = keras.ops.convert_to_numpy(distance_cross_entropy(y_true, y_pred))
     assert np.isfinite(base).all() and (base[0, 2:] == 0).all() and (base[0, :2] > 0).all()
     changed = y_pred.copy()
@@ -163,5 +168,6 @@ def test_distance_weight_survives_serialisation():
 def test_pixel_accuracy_ignores_the_distance_channel():
     classes = np.array([[[0, 1]]])
     y_pred = np.array([[[[2.0, 0.0, 9.0], [0.0, 2.0, 9.0]]]], np.float32)
-    accuracy = float(keras.ops.convert_to_numpy(pixel_accuracy(_target(classes, np.ones((1, 1, 2))), y_pred)))
+    accuracy = float(keras.ops.convert_to_numpy(
+        pixel_accuracy(_target(classes, np.ones((1, 1, 2))), y_pred)))
     assert accuracy == 1.0

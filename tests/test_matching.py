@@ -39,7 +39,8 @@ def test_a_perfect_match_with_other_ids_is_perfect_at_every_threshold() -> None:
     assert m.tp.tolist() == [3] * 5 and m.fp.tolist() == m.fn.tolist() == [0] * 5
     assert _outcomes(m, "reference") == _outcomes(m, "predicted") == ["matched"] * 3
     summary = m.summary()
-    for key in ("precision_50", "recall_50", "pq_50", "ap", *(f"f1_{p}" for p in range(50, 91, 10))):
+    for key in ("precision_50", "recall_50", "pq_50", "ap",
+                *(f"f1_{p}" for p in range(50, 91, 10))):
         assert summary[key] == 1.0, key
     assert summary["outline_ratio"] == 1.0
     assert [summary[k] for k in ("n_missed", "n_merged", "n_split", "n_false_positive")] == \
@@ -183,7 +184,8 @@ grids = hnp.arrays(np.uint8, (6, 7), elements=st.integers(0, 5))
 
 
 @settings(max_examples=150, deadline=None)
-@given(grids, grids, hnp.arrays(bool, (12, 14)), hnp.arrays(np.uint8, 6, elements=st.integers(0, 4)))
+@given(grids, grids, hnp.arrays(bool, (12, 14)),
+       hnp.arrays(np.uint8, 6, elements=st.integers(0, 4)))
 def test_every_object_has_exactly_one_outcome_and_the_outcomes_partition(gt_grid, other_grid,
                                                                          noise, lut) -> None:
     """Random reference blocks; the prediction relabels them through ``lut`` (several cells to

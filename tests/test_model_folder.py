@@ -6,12 +6,19 @@ import pytest
 
 from unetseg.config import ModelParams, PostprocessParams, PrepareParams, TrainParams
 from unetseg.errors import InputError
-from unetseg.infer.model_folder import (POSTPROCESS_FILE, read_model_folder, read_postprocess,
-                                        with_overrides, write_postprocess)
+from unetseg.infer.model_folder import (
+    POSTPROCESS_FILE,
+    read_model_folder,
+    read_postprocess,
+    with_overrides,
+    write_postprocess,
+)
 from unetseg.train.card import CARD_FILE, WEIGHTS_FILE, network_card, write_card
 
+DEFAULT = PostprocessParams()
 
-def _folder(tmp_path, weights=True, postprocess=PostprocessParams(), **train):
+
+def _folder(tmp_path, weights=True, postprocess=DEFAULT, **train):
     folder = tmp_path / "m"
     folder.mkdir(parents=True)
     write_card(folder / CARD_FILE, network_card(

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from unetseg.errors import InputError
+from unetseg.tiling import output_size
 from unetseg.train.losses import WeightedCrossEntropy, pixel_accuracy
 from unetseg.train.models import ARCHS, build_model
-from unetseg.tiling import output_size
 
 
 def _build(arch, padding="valid", size=60, depth=2, base=4, dropout=0.0):

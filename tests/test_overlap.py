@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 
 from unetseg.infer.overlap import predict_image, predict_maps, predict_tiles
-from unetseg.train.models import build_model
 from unetseg.tiling import input_size_for, output_size, tile_grid, tile_step
+from unetseg.train.models import build_model
 
 
 def _pair(arch, depth, tile, big, padding="valid"):
-    small = build_model(arch, depth=depth, base_filters=4, padding=padding, dropout=0.0, input_size=tile)
-    large = build_model(arch, depth=depth, base_filters=4, padding=padding, dropout=0.0, input_size=big)
+    small, large = (build_model(arch, depth=depth, base_filters=4, padding=padding, dropout=0.0,
+                                input_size=size) for size in (tile, big))
     rng = np.random.default_rng(0)
     small.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in small.get_weights()])
     large.set_weights(small.get_weights())
@@ -25,7 +25,8 @@ def test_tiled_prediction_equals_untiled_for_valid_padding(arch):
     tiled_grid = tile_grid(image.shape, tile, out, tile_step(out, depth, "valid"))
     assert len(tiled_grid.positions) > 4
     tiled = predict_image(small, image, tiled_grid, batch_size=3)
-    whole_grid = tile_grid(image.shape, big, output_size(big, depth, "valid"), tile_step(out, depth, "valid"))
+    whole_grid = tile_grid(image.shape, big, output_size(big, depth, "valid"),
+                           tile_step(out, depth, "valid"))
     assert len(whole_grid.positions) == 1
     untiled = predict_image(large, image, whole_grid)
     assert tiled.shape == image.shape

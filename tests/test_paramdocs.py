@@ -57,4 +57,5 @@ def test_every_key_appears_with_its_default():
     for section, cls in typing.get_type_hints(Params).items():
         for f in dataclasses.fields(cls):
             assert f"| `{section}.{f.name}` |" in text
-    assert '| `model.arch` | `unet` \\| `resunet` \\| `unetpp` \\| `attention_unet` | `"unet"` |' in text
+    assert ('| `model.arch` | `unet` \\| `resunet` \\| `unetpp` \\| `attention_unet` '
+            '| `"unet"` |') in text

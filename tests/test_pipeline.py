@@ -71,7 +71,8 @@ def test_bad_sources_fail_ingest_cleanly_through_dvc(project, tmp_path):
 
 
 def test_scaled_pipeline_trains_small_and_scores_at_full_size(project):
-    project.set_params({"prepare": {"resample_factor": 0.5}, "synthetic": {"height": 96, "width": 128}})
+    project.set_params({"prepare": {"resample_factor": 0.5},
+                        "synthetic": {"height": 96, "width": 128}})
     project.run("dvc", "repro")
     with h5py.File(project.path / "data" / "prepared" / "train.h5") as train, \
             h5py.File(project.path / "data" / "prepared" / "test.h5") as test:

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from conftest import TINY, Project, copy_project
 from PIL import Image
 
-from conftest import TINY, Project, copy_project
 from unetseg.images import read_png
 from unetseg.infer.segmenter import Segmenter
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Project:
-    """A tiny project after ``dvc repro``: models/ holds model.keras, card.json, postprocess.json."""
+    """A tiny project after ``dvc repro``: models/ holds model.keras, card and post-processing."""
     project = copy_project(tmp_path_factory.mktemp("predict") / "proj")
     train = {**TINY["train"], "epochs": 3, "fixed_steps_per_epoch": 6}
     project.set_params({**TINY, "train": train})

@@ -17,7 +17,8 @@ def test_killed_training_resumes_on_next_repro(project):
     project.run("dvc", "repro", "augment")
     state_file = project.path / ".checkpoints" / "train" / "state.json"
     proc = subprocess.Popen(["dvc", "repro", "train"], cwd=project.path, env=project.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.monotonic() + 600
     killed_after = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -32,9 +33,10 @@ def test_killed_training_resumes_on_next_repro(project):
     assert killed_after is not None and killed_after < 4, "training was not caught mid-run"
     assert not (project.path / "models" / "model.keras").exists()
     resumed = project.run("dvc", "repro", "train")
-    assert f"resuming from the checkpoint after epoch" in resumed.stderr + resumed.stdout
+    assert "resuming from the checkpoint after epoch" in resumed.stderr + resumed.stdout
     metrics = json.loads((project.path / "metrics" / "train.json").read_text())
     assert metrics["epochs"] == 4
-    steps = (project.path / "plots" / "train" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    loss = project.path / "plots" / "train" / "plots" / "metrics" / "loss.tsv"
+    steps = loss.read_text().splitlines()
     assert len(steps) == 1 + 4, steps
     assert "Running stage" not in project.run("dvc", "repro", "train").stdout

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from unetseg.train.card import network_card
 from unetseg.config import ModelParams, PostprocessParams, PrepareParams, TrainParams
-from unetseg.errors import InputError
-from unetseg.train.models import build_model
-from unetseg.infer.segmenter import Segmenter
 from unetseg.data.synthetic import generate
+from unetseg.errors import InputError
+from unetseg.infer.segmenter import Segmenter
 from unetseg.tiling import input_size_for
+from unetseg.train.card import network_card
+from unetseg.train.models import build_model
 
 
 def _segmenter(tile=60, *, scale=1.0, distance=0.0, padding="valid", weights=None, **post):
@@ -35,7 +35,7 @@ def test_any_size_and_dtype_gives_labels_of_the_image_shape(dtype, shape):
     labels, prob = seg.segment(image, probability=True)
     assert labels.shape == prob.shape == shape
     assert labels.dtype == np.uint16 and prob.dtype == np.float32
-    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
     np.testing.assert_array_equal(seg.segment(image), labels)
     ids = np.unique(labels[labels > 0])
     np.testing.assert_array_equal(ids, np.arange(1, len(ids) + 1))
@@ -69,7 +69,7 @@ def test_distance_head_gives_a_second_map_in_pixels():
     image = np.random.default_rng(4).random((50, 50)).astype(np.float32)
     seg = _segmenter(distance=8.0, instances="distance")
     maps = seg.maps(image)
-    assert maps.shape == (50, 50, 2) and 0 <= maps[..., 1].min() and maps[..., 1].max() <= 8.0
+    assert maps.shape == (50, 50, 2) and maps[..., 1].min() >= 0 and maps[..., 1].max() <= 8.0
     assert seg.segment(image).shape == image.shape
 
 

@@ -7,8 +7,14 @@ import pytest
 
 from unetseg.config import PrepareParams
 from unetseg.errors import InputError
-from unetseg.prepare.store import (PreparedReader, PreparedSample, TileReader, TileWriter,
-                                  recorded_prepare, write_prepared)
+from unetseg.prepare.store import (
+    PreparedReader,
+    PreparedSample,
+    TileReader,
+    TileWriter,
+    recorded_prepare,
+    write_prepared,
+)
 
 
 def _samples(n=3):
@@ -17,8 +23,9 @@ def _samples(n=3):
     for i in range(n):
         shape = (40 + i, 50)
         mask = rng.integers(0, 4, shape).astype(np.uint16)
-        out.append(PreparedSample(f"s{i}", f"origin{i}", rng.integers(0, 255, shape).astype(np.uint8),
-                                  mask, (mask > 0).astype(np.uint8), rng.random(shape).astype(np.float32)))
+        image = rng.integers(0, 255, shape).astype(np.uint8)
+        out.append(PreparedSample(f"s{i}", f"origin{i}", image, mask, (mask > 0).astype(np.uint8),
+                                  rng.random(shape).astype(np.float32)))
     return out
 
 
@@ -37,7 +44,7 @@ def test_prepared_round_trip_and_determinism(tmp_path):
         assert reader.names == ["s0", "s1", "s2"] and len(reader) == 3
         assert reader.attr("prepare") == {"w0": 10.0}
         np.testing.assert_array_equal(reader.tiles, tiles)
-        for got, want in zip(reader, samples):
+        for got, want in zip(reader, samples, strict=True):
             assert got.name == want.name and got.origin == want.origin
             for key in ("image", "mask", "classes", "weights"):
                 a, b = getattr(got, key), getattr(want, key)
@@ -72,10 +79,10 @@ def test_tile_store_streams_requested_tiles_in_order(tmp_path):
 
 
 def test_tile_writer_refuses_short_store(tmp_path):
-    with pytest.raises(RuntimeError, match="expected 2 tiles"):
-        with TileWriter(tmp_path / "t.h5", 2, 4, 4, {}) as writer:
-            writer.append(np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4), np.uint8),
-                          np.zeros((1, 4, 4), np.float32), 0, 0)
+    with pytest.raises(RuntimeError, match="expected 2 tiles"), \
+            TileWriter(tmp_path / "t.h5", 2, 4, 4, {}) as writer:
+        writer.append(np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4), np.uint8),
+                      np.zeros((1, 4, 4), np.float32), 0, 0)
 
 
 @pytest.mark.parametrize("reader", [PreparedReader, TileReader])

@@ -72,7 +72,7 @@ def _touching_pairs(mask: np.ndarray) -> int:
     pairs = set()
     for a, b in ((mask[:, :-1], mask[:, 1:]), (mask[:-1, :], mask[1:, :])):
         hit = (a != b) & (a > 0) & (b > 0)
-        pairs |= {tuple(sorted(p)) for p in zip(a[hit].tolist(), b[hit].tolist())}
+        pairs |= {tuple(sorted(p)) for p in zip(a[hit].tolist(), b[hit].tolist(), strict=True)}
     return len(pairs)
 
 
@@ -86,7 +86,7 @@ def test_some_cells_cut_by_the_border(samples: list) -> None:
         for s in samples
     ]
     assert sum(on_border) >= len(samples)
-    assert all(c < int(s.mask.max()) for c, s in zip(on_border, samples))
+    assert all(c < int(s.mask.max()) for c, s in zip(on_border, samples, strict=True))
 
 
 def test_intensity_range_mid_gray_without_saturation(samples: list) -> None:

@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
-from unetseg.tiling import (Stitcher, blend_window, extract_tiles, input_size_for, mirror_pad,
-                            nearest_valid_sizes, output_size, tile_grid, tile_step)
+from unetseg.tiling import (
+    Stitcher,
+    blend_window,
+    extract_tiles,
+    input_size_for,
+    mirror_pad,
+    nearest_valid_sizes,
+    output_size,
+    tile_grid,
+    tile_step,
+)
 
 
 def test_paper_geometry_572_to_388():
@@ -27,7 +36,8 @@ def test_invalid_size_names_nearest_valid_ones():
     assert nearest_valid_sizes(10, 4)[0] is None
 
 
-@pytest.mark.parametrize("depth,padding,minimum", [(4, "valid", 388), (3, "valid", 37), (2, "same", 30)])
+@pytest.mark.parametrize("depth,padding,minimum",
+                         [(4, "valid", 388), (3, "valid", 37), (2, "same", 30)])
 def test_input_size_for_is_smallest(depth, padding, minimum):
     size = input_size_for(minimum, depth, padding)
     assert output_size(size, depth, padding) >= minimum
@@ -50,7 +60,8 @@ def test_tile_step_is_aligned_to_pooling():
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (100, 100), (5, 300), (1, 1), (401, 257)])
-@pytest.mark.parametrize("in_size,out_size,step", [(188, 100, 96), (572, 388, 384), (64, 64, 32), (20, 4, 4)])
+@pytest.mark.parametrize("in_size,out_size,step",
+                         [(188, 100, 96), (572, 388, 384), (64, 64, 32), (20, 4, 4)])
 def test_grid_covers_image_and_windows_fit(shape, in_size, out_size, step):
     grid = tile_grid(shape, in_size, out_size, step)
     covered = np.zeros(shape, bool)

@@ -8,8 +8,13 @@ from scipy import ndimage as ndi
 
 import unetseg.prepare.weights as weights
 from unetseg.errors import InputError
-from unetseg.prepare.weights import (class_weights, cutoff, reference_weight_map, separate_touching,
-                             weight_map)
+from unetseg.prepare.weights import (
+    class_weights,
+    cutoff,
+    reference_weight_map,
+    separate_touching,
+    weight_map,
+)
 
 
 def _voronoi(shape: tuple[int, int], n_cells: int, seed: int, radius: float | None = None,

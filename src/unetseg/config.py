@@ -25,7 +25,7 @@ from unetseg.errors import InputError
 from unetseg.tiling import output_size
 
 Arch = Literal["unet", "resunet", "unetpp", "attention_unet"]
-"""The U-Net family :func:`unetseg.train.models.build_model` builds: the one list of architectures."""
+"""The U-Net family :func:`unetseg.train.models.build_model` builds: the one list of them."""
 
 
 def _check(cond: bool, key: str, message: str) -> None:
@@ -86,7 +86,8 @@ class IngestParams:
         _check(0.0 <= self.test_fraction < 1.0, "ingest.test_fraction", "must be in [0, 1)")
         for key in ("sha256", "test_sha256"):
             value = getattr(self, key)
-            _check(value == "" or (len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)),
+            _check(value == "" or (len(value) == 64
+                                   and all(c in "0123456789abcdefABCDEF" for c in value)),
                    f"ingest.{key}", "must be empty or 64 hexadecimal digits")
 
 
@@ -300,7 +301,8 @@ class TrainParams:
         _check(self.fixed_steps_per_epoch >= 0, "train.fixed_steps_per_epoch",
                "must be >= 0 (0 = one pass over the tiles)")
         _check(0 <= self.distance_weight <= 100, "train.distance_weight", "must be in [0, 100]")
-        _check(1 <= self.distance_clip <= 1000, "train.distance_clip", "must be in [1, 1000] pixels")
+        _check(1 <= self.distance_clip <= 1000, "train.distance_clip",
+               "must be in [1, 1000] pixels")
         _check(1 <= self.workers <= 256, "train.workers", "must be in 1..256")
 
 
@@ -396,7 +398,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         choices = typing.get_args(hint)
         if value is False and "none" in choices:
             return "none"
-        _check(value in choices, key, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+        _check(value in choices, key,
+               f"must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
     if hint is bool:
         _check(isinstance(value, bool), key, f"must be true or false; got {value!r}")

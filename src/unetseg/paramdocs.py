@@ -19,7 +19,8 @@ from unetseg import config
 
 HEADER = ("# Params reference\n\n"
           "Every key of `params.yaml`, its type, default and meaning. Generated from the field\n"
-          "docstrings in `src/unetseg/config.py` by `python -m unetseg.paramdocs > docs/params.md`;\n"
+          "docstrings in `src/unetseg/config.py` by "
+          "`python -m unetseg.paramdocs > docs/params.md`;\n"
           "edit those, not this file.\n")
 
 
@@ -41,7 +42,7 @@ def field_docstrings(source: str | None = None) -> dict[str, tuple[str, dict[str
         if not (isinstance(node, ast.ClassDef) and node.name.endswith("Params")):
             continue
         fields: dict[str, str | None] = {}
-        for stmt, after in zip(node.body, node.body[1:] + [None]):
+        for stmt, after in zip(node.body, node.body[1:] + [None], strict=True):
             if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
                 doc = (after.value.value if isinstance(after, ast.Expr)
                        and isinstance(after.value, ast.Constant)

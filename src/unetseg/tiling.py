@@ -42,7 +42,8 @@ def output_size(input_size: int, depth: int, padding: str) -> int:
         below, above = nearest_valid_sizes(input_size, depth)
         hint = f"nearest valid sizes: {below}, {above}" if below else f"smallest valid: {above}"
         raise ValueError(
-            f"tile size {input_size} does not fit a depth-{depth} U-Net with valid convolutions ({hint})"
+            f"tile size {input_size} does not fit a depth-{depth} U-Net with valid "
+            f"convolutions ({hint})"
         )
     return out
 
@@ -166,7 +167,8 @@ class Stitcher:
     def __init__(self, grid: TileGrid, channels: int, window: np.ndarray | None = None) -> None:
         self.grid = grid
         self.window = window
-        padded = [s + p[0] + p[1] - 2 * grid.margin for s, p in zip(grid.image_shape, grid.padding)]
+        padded = [s + p[0] + p[1] - 2 * grid.margin
+                  for s, p in zip(grid.image_shape, grid.padding, strict=True)]
         self._sum = np.zeros((*padded, channels), dtype=np.float32)
         self._weight = np.zeros(padded, dtype=np.float32) if window is not None else None
 

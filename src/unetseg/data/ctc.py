@@ -224,5 +224,8 @@ def is_sequence(folder: Path) -> bool:
 
 
 def result_name(sequence: str, number: str) -> str:
-    """The challenge's result path of a frame's mask: ``("02", "010")`` -> ``02_RES/mask010.tif``."""
+    """The challenge's result path of a frame's mask.
+
+    ``("02", "010")`` -> ``02_RES/mask010.tif``.
+    """
     return f"{sequence}_RES/mask{number}.tif"

@@ -1,4 +1,4 @@
-"""A dataset by its ``ingest`` params: read its layout (CTC, ISBI 2012 EM, synthetic) and split it."""
+"""A dataset by its ``ingest`` params: read its layout (CTC, ISBI 2012 EM, synthetic), split it."""
 
 from __future__ import annotations
 

@@ -166,7 +166,8 @@ def _extract(path: Path, sha256: str, cache_dir: Path, label: str) -> Path:
             raise InputError(f"{path}: not a valid zip file ({describe(err)})") from None
         except OSError as err:
             raise InputError(f"{path}: cannot extract: {describe(err)}") from None
-    entries = [p for p in dest.iterdir() if p.name not in IGNORED_NAMES and not p.name.startswith(".")]
+    entries = [p for p in dest.iterdir()
+               if p.name not in IGNORED_NAMES and not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
 
 

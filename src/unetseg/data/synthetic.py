@@ -322,7 +322,8 @@ def _render(relief: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     tilt = rng.uniform(-0.12, 0.12, 2)
     freq = rng.uniform(-1.5, 1.5, (3, 2)) * np.pi  # up to 1.5 cycles per image
     phase = rng.uniform(0.0, 2 * np.pi, 3)
-    blotch = sum(0.03 * np.cos(fy * yy + fx * xx + p) for (fy, fx), p in zip(freq, phase))
+    blotch = sum(0.03 * np.cos(fy * yy + fx * xx + p)
+                 for (fy, fx), p in zip(freq, phase, strict=True))
     illumination = 1.0 + tilt[0] * yy + tilt[1] * xx + blotch
 
     photons = 800.0

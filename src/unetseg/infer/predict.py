@@ -21,11 +21,18 @@ from tqdm import tqdm
 
 from unetseg.data.ctc import is_sequence, result_name, sequence_frames
 from unetseg.errors import InputError
+from unetseg.images import (
+    IMAGE_SUFFIXES,
+    check_image,
+    probe_image,
+    read_image,
+    to_gray,
+    write_mask,
+    write_probability,
+)
 from unetseg.infer.model_folder import read_model_folder, with_overrides
 from unetseg.runtime import configure_backend
 from unetseg.train.card import WEIGHTS_FILE
-from unetseg.images import (IMAGE_SUFFIXES, check_image, probe_image, read_image, to_gray,
-                            write_mask, write_probability)
 
 _OPTIONS = {"threshold": "--threshold", "tta": "--tta", "min_size": "--min-size",
             "instances": "--instances"}
@@ -133,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
                    help="image files, folders of images, or CTC sequence folders NN/")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--threshold", type=float, help="cell probability cut-off (the model folder's default)")
+    p.add_argument("--threshold", type=float,
+                   help="cell probability cut-off (the model folder's default)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average the 8 flips/rotations of each tile (model's default)")
     p.add_argument("--min-size", type=int, help="smallest object kept, in pixels")
@@ -165,8 +173,8 @@ def run(argv: list[str] | None = None) -> None:
     check_plan(jobs, args.inputs, args.out, probabilities=args.probabilities,
                overlays=args.overlays, overwrite=args.overwrite)
     configure_backend()
-    from unetseg.score.overlays import outline_overlay, write_rgb_png
     from unetseg.infer.segmenter import Segmenter, load_weights
+    from unetseg.score.overlays import outline_overlay, write_rgb_png
 
     segmenter = Segmenter(load_weights(args.model_dir / WEIGHTS_FILE), card, postprocess,
                           args.batch_size)

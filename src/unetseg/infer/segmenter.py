@@ -20,11 +20,11 @@ import numpy as np
 
 from unetseg.config import PostprocessParams
 from unetseg.errors import InputError
+from unetseg.images import normalize
+from unetseg.infer.instances import label_instances
 from unetseg.infer.model_folder import read_model_folder, with_overrides
 from unetseg.infer.overlap import predict_maps
-from unetseg.infer.instances import label_instances
 from unetseg.prepare.resampling import resample_image, resize_probability, scaled_shape, shift_map
-from unetseg.images import normalize
 from unetseg.tiling import TileGrid, tile_grid
 from unetseg.train.card import WEIGHTS_FILE, ModelCard
 

@@ -59,8 +59,9 @@ class PreparedSample:
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray, chunk: tuple[int, ...]) -> None:
-    chunks = tuple(min(c, s) for c, s in zip(chunk, data.shape)) if data.size else None
-    group.create_dataset(name, data=data, chunks=chunks, **(_COMPRESS if data.size else {"track_times": False}))
+    chunks = tuple(min(c, s) for c, s in zip(chunk, data.shape, strict=True)) if data.size else None
+    options = _COMPRESS if data.size else {"track_times": False}
+    group.create_dataset(name, data=data, chunks=chunks, **options)
 
 
 def _create_file(path: Path) -> h5py.File:
@@ -172,7 +173,8 @@ class PreparedReader:
 class TileWriter:
     """Append tiles to a tile store of known final length ``n`` at ``path``."""
 
-    def __init__(self, path: Path, n: int, in_size: int, out_size: int, attrs: dict[str, Any]) -> None:
+    def __init__(self, path: Path, n: int, in_size: int, out_size: int,
+                 attrs: dict[str, Any]) -> None:
         self._file = _create_file(path)
         for key, value in sorted(attrs.items()):
             self._file.attrs[key] = _attrs_json(value)
@@ -247,7 +249,7 @@ class TileReader:
             found = np.empty((len(indices), *dataset.shape[1:]), dtype=dataset.dtype)
             # One chunk per tile, read in file order straight into place (a repeated
             # index is copied): h5py's fancy indexing is several times slower.
-            previous = -1
+            previous, last = -1, 0
             for pos in order:
                 if indices[pos] == previous:
                     found[pos] = found[last]

@@ -11,8 +11,8 @@ from scipy import ndimage
 from unetseg.config import ModelParams, PrepareParams
 from unetseg.prepare.resampling import resample_image, resample_mask
 from unetseg.prepare.store import PreparedSample
-from unetseg.tiling import tile_grid, tile_step
 from unetseg.prepare.weights import separate_touching, weight_map
+from unetseg.tiling import tile_grid, tile_step
 
 
 def training_target(mask: np.ndarray, *, w0: float, sigma: float, balance: bool,

@@ -59,7 +59,8 @@ def distribution_scope(name: str, batch_size: int) -> Iterator[int]:
             yield strategy.num_replicas_in_sync
         return
     if name == "multi_worker":
-        raise InputError(f"train.strategy: multi_worker needs the TensorFlow backend, not {backend}")
+        raise InputError("train.strategy: multi_worker needs the TensorFlow backend, "
+                         f"not {backend}")
     devices = keras.distribution.list_devices() if backend == "jax" else []
     if name == "default" or len(devices) < 2:
         yield 1
@@ -147,7 +148,7 @@ def compiled_model(m: ModelParams, p: TrainParams, steps_per_epoch: int = 0) -> 
 
 
 def fingerprint(*parts: Any, files: tuple[Path, ...] = ()) -> str:
-    """sha256 over JSON-encoded ``parts`` and the bytes of ``files``: what a checkpoint belongs to."""
+    """sha256 over JSON ``parts`` and the bytes of ``files``: what a checkpoint belongs to."""
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
     for path in files:
         with open(path, "rb") as f:
@@ -230,7 +231,8 @@ def restore(model: keras.Model, checkpoint: Path) -> None:
     saved = keras.saving.load_model(checkpoint, compile=True)
     model.set_weights(saved.get_weights())
     model.optimizer.build(model.trainable_variables)
-    for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables):
+    for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables,
+                                strict=True):
         mine.assign(theirs)
 
 
