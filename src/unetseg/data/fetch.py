@@ -2,23 +2,20 @@
 
 Zips are checked against an optional SHA-256, extracted safely (no absolute paths,
 ``..`` or symlinks) into ``cache_dir/<sha256[:16]>/`` and reused on later runs;
-downloads land in ``cache_dir/downloads/`` once. :mod:`unetseg.data.datasets` then
+downloads (pooch: hash-checked, cached, with a progress bar) land in ``cache_dir/downloads/``
+once. :mod:`unetseg.data.datasets` then
 reads the folder's layout.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import lzma
-import os
 import re
 import shutil
 import stat
-import tempfile
-import urllib.error
+import sys
 import urllib.parse
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
@@ -95,40 +92,47 @@ def _verify(path: Path, sha256: str, label: str) -> str:
 
 
 def _download(url: str, sha256: str, cache_dir: Path, timeout: float) -> Path:
-    """Fetch ``url`` into ``cache_dir/downloads/`` once (temp file + rename); verify it."""
+    """Fetch ``url`` into ``cache_dir/downloads/`` once with pooch, verified against ``sha256``.
+
+    pooch downloads to a temporary file, checks the hash and only then moves it into the
+    cache, with a progress bar on a terminal; a cached file with the right hash (or any
+    cached file when no hash is given) is not fetched again. A download that is not a zip
+    (a login page, say) is removed again, so it is not reused.
+    """
+    import pooch
+    import requests
+
     base = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
     base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".") or "download.zip"
-    target = cache_dir / "downloads" / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{base}"
-    if target.is_file() and (not sha256 or file_sha256(target) == sha256.lower()):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.part"):
-        stale.unlink(missing_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(name)
+    name = f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{base}"
+    downloader = pooch.HTTPDownloader(progressbar=sys.stderr.isatty(), timeout=timeout,
+                                      headers={"User-Agent": f"unetseg/{__version__}"})
+    pooch.get_logger().setLevel("WARNING")
     try:
-        with os.fdopen(fd, "wb") as out:
-            request = urllib.request.Request(url, headers={"User-Agent": f"unetseg/{__version__}"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                expected = response.headers.get("Content-Length")
-                shutil.copyfileobj(response, out, 1 << 20)
-        size = tmp.stat().st_size
-        if expected is not None and expected.isdigit() and size != int(expected):
-            raise InputError(f"{url}: download truncated ({size} of {expected} bytes)")
-        _verify(tmp, sha256, url)
-        if not zipfile.is_zipfile(tmp):
-            raise InputError(f"{url}: downloaded {size} bytes that are not a zip file")
-        os.replace(tmp, target)
-    except urllib.error.HTTPError as err:
-        raise InputError(f"{url}: download failed: HTTP {err.code} {err.reason}") from None
-    except urllib.error.URLError as err:
-        reason = err.reason if isinstance(err.reason, str) else describe(err.reason, timeout)
-        raise InputError(f"{url}: cannot download: {reason}") from None
-    except (OSError, http.client.HTTPException, ValueError) as err:
-        raise InputError(f"{url}: cannot download: {describe(err, timeout)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+        path = Path(pooch.retrieve(url, f"sha256:{sha256.lower()}" if sha256 else None,
+                                   fname=name, path=cache_dir / "downloads",
+                                   downloader=downloader))
+    except requests.HTTPError as err:
+        response = err.response
+        raise InputError(f"{url}: download failed: HTTP {response.status_code} "
+                         f"{response.reason}") from None
+    except requests.Timeout:
+        raise InputError(f"{url}: cannot download: timed out after {timeout:g} s") from None
+    except requests.RequestException as err:
+        raise InputError(f"{url}: cannot download: {describe(err)}") from None
+    except ValueError as err:
+        if "hash" not in str(err).lower():
+            raise
+        got = re.search(r"but got ([0-9a-f]{64})", str(err))
+        raise InputError(f"{url}: sha256 mismatch (expected {sha256.lower()}, got "
+                         f"{got.group(1) if got else 'another hash'})") from None
+    except OSError as err:
+        raise InputError(f"{url}: cannot download: {describe(err)}") from None
+    if not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        path.unlink()
+        raise InputError(f"{url}: downloaded {size} bytes that are not a zip file")
+    return path
 
 
 def describe(err: BaseException, timeout: float | None = None) -> str:
