@@ -3,8 +3,7 @@
 Zips are checked against an optional SHA-256, extracted safely (no absolute paths,
 ``..`` or symlinks) into ``cache_dir/<sha256[:16]>/`` and reused on later runs;
 downloads (pooch: hash-checked, cached, with a progress bar) land in ``cache_dir/downloads/``
-once. :mod:`unetseg.data.datasets` then
-reads the folder's layout.
+once. :mod:`unetseg.data.datasets` then reads the folder's layout.
 """
 
 from __future__ import annotations
