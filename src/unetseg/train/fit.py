@@ -173,6 +173,13 @@ class Tracker(keras.callbacks.Callback):
 
     A run killed at any moment resumes from the last finished epoch; the checkpoint
     is written to a temporary file and renamed, so it is never half-written.
+
+    Keras' ``BackupAndRestore`` does not keep that guarantee, so it is not used: it writes
+    the weights and the epoch counter as two files in place (a kill between them resumes
+    epoch-k+1 weights as epoch k, and trains that epoch twice), it does not tell a
+    checkpoint of other params or data from this run's, and it restores neither the
+    batches' shuffling order nor the dvclive history, which the same final weights and
+    one plot row per epoch need (tests/test_resume.py).
     """
 
     def __init__(self, checkpoint_dir: Path, state: RunState, live: Any, steps: int,
