@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, {
         "n_train": len(split.train), "n_test": len(split.test),
         "n_train_st": sum(s.annotation == "st" for s in split.train),
+        "n_train_completed": sum(s.annotation == "gt+st" for s in split.train),
         "n_left_out": len(split.left_out),
         "cells_train": int(sum(cells["train"])), "cells_test": int(sum(cells["test"])),
         "megapixels": round(sum(np.prod(m["shape"]) for m in manifest) / 1e6, 4),

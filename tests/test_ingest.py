@@ -76,11 +76,15 @@ def test_gt_plus_st_trains_on_both_and_tests_on_gt(tmp_path: Path, layout: Path)
     assert all(o["near"] == test[0]["name"] for o in manifest["left_out"])
     assert all(o["distance"] == abs(_frame(o["name"]) - t) for o in manifest["left_out"])
     trained = {_frame(p["name"]): p["annotation"] for p in train}
-    expected = {n: ("gt" if n in GT_FRAMES else "st") for n in {*GT_FRAMES, *ST_FRAMES}
-                if abs(n - t) > 2}
+    # the fixture's ST masks hold cells its GT masks leave out: GT frames with ST are completed
+    expected = {n: ("st" if n not in GT_FRAMES else "gt+st" if n in ST_FRAMES else "gt")
+                for n in {*GT_FRAMES, *ST_FRAMES} if abs(n - t) > 2}
     assert trained == expected
-    assert all(p["origin"].split(" + ")[1].startswith(f"02_{p['annotation'].upper()}/SEG/")
+    kind = {"gt": "GT", "st": "ST", "gt+st": "GT"}
+    assert all(p["origin"].split(" + ")[1].startswith(f"02_{kind[p['annotation']]}/SEG/")
                for p in train)
+    assert all("cells of 02_ST/SEG/" in p["origin"] for p in train if p["annotation"] == "gt+st")
+    assert metrics["n_train_completed"] == sum(a == "gt+st" for a in trained.values()) > 0
     st_pair = pairs["train", "02_t000"] if t > 2 else pairs["train", "02_t028"]
     mask = np.asarray(Image.open(out / st_pair["mask"]))
     np.testing.assert_array_equal(mask, st_mask(_frame(st_pair["name"])))
@@ -101,7 +105,10 @@ def test_the_same_seed_tests_the_same_frames_whatever_trains(tmp_path: Path,
         tests[kind] = [(p["name"], p["origin"]) for p in manifest["pairs"]
                        if p["split"] == "test"]
         kinds = {p["annotation"] for p in manifest["pairs"] if p["split"] == "train"}
-        assert kinds == ({"gt", "st"} if kind == "gt+st" else {kind})
+        if kind == "gt+st":
+            assert "st" in kinds and kinds & {"gt", "gt+st"} and kinds <= {"gt", "st", "gt+st"}
+        else:
+            assert kinds == {kind}
     assert tests["gt"] == tests["st"] == tests["gt+st"] and len(tests["gt"]) == 2
 
 
@@ -203,7 +210,7 @@ def test_a_held_out_sequence_tests_on_its_gt_and_the_others_train(tmp_path: Path
     assert [p["name"] for p in test] == [f"02_t{n:03d}" for n in GT_FRAMES]
     assert all(p["annotation"] == "gt" for p in test)
     assert [(p["name"], p["annotation"]) for p in train] == \
-        [(f"01_t{n:03d}", "gt" if n in (1, 5) else "st") for n in range(8)]
+        [(f"01_t{n:03d}", "gt+st" if n in (1, 5) else "st") for n in range(8)]
     assert manifest["protocol"] == "sequences 02 held out" and manifest["left_out"] == []
     assert (metrics["n_test"], metrics["n_train"], metrics["n_left_out"]) == (5, 8, 0)
     manifest, _, _ = _ok(tmp_path / "back", source=str(two_sequences), test_sequences=["01"])

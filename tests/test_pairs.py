@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from unetseg.data.pairs import (
+    COMPLETE_OVERLAP,
     Sample,
+    complete_with,
     hold_out,
     hold_out_sequences,
     split_annotated,
@@ -42,6 +44,50 @@ def test_pools_take_gt_where_a_frame_has_it_and_st_elsewhere() -> None:
     assert [s.frame for s in both] == frames, "one pair per frame, in frame order"
     assert {s.frame for s in both if s.annotation == "gt"} == set(GT_FRAMES)
     assert len(both) == 13 + 53 - 6
+
+
+def _frame(mask: np.ndarray, annotation: str) -> Sample:
+    return Sample(name="01_t067", image=np.zeros(mask.shape, np.uint8), mask=mask,
+                  origin=f"01/t067.tif + 01_{annotation.upper()}/SEG/man_seg067.tif",
+                  annotation=annotation, sequence="01", frame=67)  # type: ignore[arg-type]
+
+
+def _cells(shape, boxes) -> np.ndarray:
+    mask = np.zeros(shape, np.uint16)
+    for label, (y0, y1, x0, x1) in enumerate(boxes, 1):
+        mask[y0:y1, x0:x1] = label
+    return mask
+
+
+def test_a_partial_gt_mask_is_completed_by_the_cells_it_left_out() -> None:
+    gt = _frame(_cells((20, 30), [(0, 10, 0, 10)]), "gt")
+    # ST: another outline of GT's cell, a cell GT left out, and one lying 10 % on GT's cell
+    st = _frame(_cells((20, 30), [(1, 9, 1, 11), (12, 20, 0, 10), (0, 10, 9, 19)]), "st")
+    done = complete_with(gt, st)
+    assert done.annotation == "gt+st" and "2 cells of 01_ST/SEG/man_seg067.tif" in done.origin
+    assert done.mask.dtype == np.uint16
+    np.testing.assert_array_equal(done.mask[gt.mask > 0], gt.mask[gt.mask > 0])
+    assert set(np.unique(done.mask[12:20, 0:10])) == {2}, "the left-out cell joins"
+    assert set(np.unique(done.mask[0:10, 10:19])) == {3} and done.mask[0, 9] == 1, \
+        "a cell barely on GT joins where GT has no label"
+    assert COMPLETE_OVERLAP >= 1 / 10
+
+
+def test_a_complete_gt_mask_is_kept_as_it_is() -> None:
+    gt = _frame(_cells((20, 30), [(0, 10, 0, 10), (12, 20, 0, 10)]), "gt")
+    st = _frame(_cells((20, 30), [(0, 11, 0, 11), (11, 20, 0, 12)]), "st")
+    assert complete_with(gt, st) is gt
+    pool = training_pool([gt], [st], "gt+st")
+    assert len(pool) == 1 and pool[0] is gt
+
+
+def test_the_pool_completes_gt_frames_from_their_own_st() -> None:
+    gt = _frame(_cells((8, 8), [(0, 4, 0, 4)]), "gt")
+    st = _frame(_cells((8, 8), [(5, 8, 5, 8)]), "st")
+    (both,) = training_pool([gt], [st], "gt+st")
+    assert both.annotation == "gt+st" and both.mask.max() == 2
+    (only_gt,) = training_pool([gt], [st], "gt")
+    assert only_gt is gt
 
 
 @pytest.mark.parametrize("annotations", ["gt", "st", "gt+st"])

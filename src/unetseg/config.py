@@ -58,7 +58,9 @@ class IngestParams:
     seed: int = 0
     """Seed of that split."""
     annotations: Literal["gt", "st", "gt+st"] = "gt"
-    """CTC training masks: gt, st (silver truth), or gt+st (GT where a frame has one, else ST)."""
+    """CTC training masks: gt, st (silver truth), or gt+st (GT where a frame has one, completed by
+    the ST cells it left out, else ST).
+    """
     split_gap: int = 3
     """Training frames within this many frames of a test frame of their sequence are left out."""
     test_sequences: tuple[str, ...] = ()

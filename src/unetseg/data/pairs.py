@@ -16,11 +16,13 @@ import numpy as np
 
 from unetseg.errors import InputError
 
-Annotation = Literal["gt", "st"]
+Annotation = Literal["gt", "st", "gt+st"]
 Annotations = Literal["gt", "st", "gt+st"]
 ANNOTATION_KINDS: dict[str, tuple[Annotation, ...]] = {"gt": ("gt",), "st": ("st",),
                                                       "gt+st": ("gt", "st")}
-"""The mask kinds each ``ingest.annotations`` value trains on."""
+"""The mask kinds each ``ingest.annotations`` value reads."""
+COMPLETE_OVERLAP = 0.2
+"""An ST cell completes a GT mask when at most this fraction of it lies on GT cells."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,10 @@ class Sample:
         ``(Y, X)`` ``uint16`` instance labels, 0 = background.
     origin : str
         Where the pair came from (source file paths), for the manifest.
-    annotation : {"gt", "st"}
-        ``"gt"`` (reference masks: drawn by hand, or exact for synthetic data) or
-        ``"st"`` (the Cell Tracking Challenge's computer-generated silver truth).
+    annotation : {"gt", "st", "gt+st"}
+        ``"gt"`` (reference masks: drawn by hand, or exact for synthetic data),
+        ``"st"`` (the Cell Tracking Challenge's computer-generated silver truth) or
+        ``"gt+st"`` (a GT mask that left cells out, completed by those cells' ST masks).
     sequence : str
         Time-lapse sequence the frame belongs to (``"02"``); ``""`` when the pairs are
         not frames of a sequence (EM slices, synthetic images).
@@ -114,7 +117,8 @@ def split_samples(
 
 
 def training_pool(gt: list[Sample], st: list[Sample], annotations: Annotations) -> list[Sample]:
-    """The pairs to train on: the GT pairs, the ST pairs, or GT where a frame has it and ST else.
+    """The pairs to train on: the GT pairs, the ST pairs, or (``gt+st``) every frame with a
+    mask: its GT completed by the ST cells it left out (:func:`complete_with`), else its ST.
 
     Returns the pairs ordered by sequence and frame (pairs outside a sequence keep their order).
     """
@@ -123,9 +127,43 @@ def training_pool(gt: list[Sample], st: list[Sample], annotations: Annotations) 
     elif annotations == "st":
         pool = list(st)
     else:
+        by_name = {s.name: s for s in st}
         have_gt = {s.name for s in gt}
-        pool = [*gt, *(s for s in st if s.name not in have_gt)]
+        pool = [*(complete_with(s, by_name[s.name]) if s.name in by_name else s for s in gt),
+                *(s for s in st if s.name not in have_gt)]
     return sorted(pool, key=_order)
+
+
+def complete_with(gt: Sample, st: Sample) -> Sample:
+    """``gt`` with the cells it left out taken from ``st`` of the same frame.
+
+    The Cell Tracking Challenge's human masks may annotate only some cells of a frame
+    (DIC-C2DH-HeLa 01 frame 067: 3 of 18); trained as they are, the others would be taught as
+    background. An ST cell joins when at most :data:`COMPLETE_OVERLAP` of its pixels lie on
+    GT cells (it is a cell GT left out, not another outline of one GT drew); GT keeps every
+    pixel it labels. A frame whose GT needs nothing is returned unchanged.
+
+    Returns
+    -------
+    Sample
+        ``annotation="gt+st"`` and a ``(Y, X)`` uint16 mask with the added cells numbered after
+        GT's, when any joined; else ``gt`` itself.
+    """
+    sizes = np.bincount(st.mask.ravel())
+    on_gt = np.bincount(st.mask.ravel(), weights=(gt.mask > 0).ravel(), minlength=len(sizes))
+    ids = np.flatnonzero((sizes > 0) & (on_gt <= COMPLETE_OVERLAP * sizes))
+    ids = ids[ids > 0]
+    if not len(ids):
+        return gt
+    top = int(gt.mask.max())
+    if top + len(ids) > np.iinfo(np.uint16).max:
+        raise InputError(f"{st.origin}: completing {gt.origin} needs more than 65535 labels")
+    lut = np.zeros(len(sizes), np.uint16)
+    lut[ids] = np.arange(top + 1, top + 1 + len(ids))
+    added = lut[st.mask]
+    mask = np.where(gt.mask > 0, gt.mask, added).astype(np.uint16)
+    return replace(gt, mask=mask, annotation="gt+st",
+                   origin=f"{gt.origin} + {len(ids)} cells of {st.origin.split(' + ')[-1]}")
 
 
 def _order(s: Sample) -> tuple[int, str, int]:
@@ -179,12 +217,13 @@ def split_annotated(gt: list[Sample], st: list[Sample], annotations: Annotations
     frames whatever ``annotations`` says); the training pairs are
     :func:`training_pool` without the test pairs and, within each sequence, without the
     frames within ``gap`` of a test frame (:func:`hold_out`; a test frame's ST mask is
-    left out at distance 0). ST-only frames therefore only ever train.
+    left out at distance 0; its GT, completed or not, is the test pair). ST-only frames
+    therefore only ever train.
     """
     _, test = split_samples(gt, test_fraction, seed)
-    pairs = {(s.name, s.annotation) for s in test}
+    names = {s.name for s in test}
     pool = [s for s in training_pool(gt, st, annotations)
-            if (s.name, s.annotation) not in pairs]
+            if s.name not in names or s.annotation == "st"]
     split = hold_out(pool, test, gap, {s.sequence for s in test if s.sequence})
     return replace(split, protocol=f"seeded split of the GT pairs: test_fraction {test_fraction}, "
                                    f"seed {seed}, split_gap {gap}")
