@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from unetseg import cli
 from unetseg.config import load_params
-from unetseg.data.datasets import load_split
+from unetseg.data.datasets import load_split, training_layout
 from unetseg.files import atomic_path, write_json
 from unetseg.images import write_png
 
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
                     for o in split.left_out]
         write_json(tmp / "manifest.json", {
             "source": p.source, "test_source": p.test_source, "annotations": p.annotations,
+            "layout": training_layout(p.source, split),
             "split_gap": p.split_gap, "protocol": split.protocol, "pairs": manifest,
             "left_out": left_out})
     cells = {part: [m["n_cells"] for m in manifest if m["split"] == part]

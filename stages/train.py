@@ -16,7 +16,7 @@ from unetseg.config import load_params
 from unetseg.files import atomic_path, write_json
 from unetseg.prepare.store import TileReader, recorded_prepare
 from unetseg.train.batches import training_batches
-from unetseg.train.card import network_card, write_card
+from unetseg.train.card import network_card, read_training_data, write_card
 from unetseg.train.fit import (
     compiled_model,
     distribution_scope,
@@ -30,6 +30,8 @@ from unetseg.train.fit import (
 def main(argv: list[str] | None = None) -> None:
     parser = cli.stage_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="augmented tile store")
+    parser.add_argument("--manifest", type=Path, required=True,
+                        help="ingest manifest: what the network trains on, for the card")
     parser.add_argument("--model", type=Path, required=True, help="output .keras model")
     parser.add_argument("--card", type=Path, required=True, help="output model card (card.json)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     m, p = params.model, params.train
+    training_data = read_training_data(args.manifest)
     with TileReader(args.data) as store:
         prepared_with = recorded_prepare(store)
     keras.utils.set_random_seed(p.seed)
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         model = compiled_model(m, p, steps_per_epoch=len(train))
         state = fit(model, train, val, p, args.checkpoint, state, make_live)
     card = network_card(m, p, prepared_with, backend=keras.backend.backend(), replicas=replicas,
-                        epochs=state.epoch)
+                        epochs=state.epoch, training_data=training_data)
     with atomic_path(args.model) as tmp:
         model.save(tmp.with_suffix(".keras"))
         tmp.with_suffix(".keras").rename(tmp)

@@ -16,6 +16,9 @@ import yaml
 from PIL import Image
 from test_ctc import _mask, make_ctc, st_mask
 
+from unetseg.data.datasets import training_layout
+from unetseg.data.pairs import Sample, Split
+
 ROOT = Path(__file__).resolve().parents[1]
 U373 = ROOT / ".." / "shared" / "datasets" / "PhC-C2DH-U373"
 HELA = U373.parent / "DIC-C2DH-HeLa"
@@ -66,6 +69,7 @@ def test_gt_plus_st_trains_on_both_and_tests_on_gt(tmp_path: Path, layout: Path)
     manifest, metrics, out = _ok(tmp_path, source=str(layout), annotations="gt+st",
                                  test_fraction=0.2, seed=0, split_gap=2)
     pairs = {(p["split"], p["name"]): p for p in manifest["pairs"]}
+    assert manifest["layout"] == "ctc"
     test = [p for p in manifest["pairs"] if p["split"] == "test"]
     train = [p for p in manifest["pairs"] if p["split"] == "train"]
     assert len(test) == 1 and test[0]["annotation"] == "gt"
@@ -276,3 +280,13 @@ def test_real_u373_validates_01_on_02(tmp_path: Path) -> None:
 def test_real_hela_has_no_other_sequence_to_train_on(tmp_path: Path) -> None:
     _fails(tmp_path, "holding out sequence(s) 01 leaves nothing to train on", source=str(HELA),
            test_sequences=["01"])
+
+
+def test_the_layout_of_the_training_pairs_goes_into_the_manifest() -> None:
+    def split(sequence: str) -> Split:
+        pixels = np.zeros((4, 4), np.uint8)
+        return Split([Sample("a", pixels, pixels, "a.png", sequence=sequence)], [], [])
+
+    assert training_layout("synthetic", split("")) == "synthetic"
+    assert training_layout("/data/DIC-C2DH-HeLa", split("01")) == "ctc"
+    assert training_layout("/data/isbi2012", split("")) == "em"

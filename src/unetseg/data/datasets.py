@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from unetseg.config import IngestParams, SyntheticParams
 from unetseg.data.ctc import check_held_out, looks_like_ctc, read_ctc, shared_sequences
@@ -20,6 +21,9 @@ from unetseg.data.pairs import (
 )
 from unetseg.data.synthetic import generate
 from unetseg.errors import InputError
+
+Layout = Literal["synthetic", "ctc", "em"]
+"""What a dataset is: generated, a Cell Tracking Challenge 2D dataset, or ISBI 2012 EM slices."""
 
 
 def read_samples(folder: Path, annotation: Annotation = "gt") -> list[Sample]:
@@ -121,3 +125,15 @@ def _held_out_sequences(folder: Path, ingest: IngestParams) -> Split:
         raise InputError(f"{folder}: holding out sequence(s) {', '.join(names)} leaves nothing to "
                          f"train on (no {ingest.annotations} masks in any other sequence)")
     return split
+
+
+def training_layout(source: str, split: Split) -> Layout:
+    """Which kind of dataset the training pairs of ``split`` came from, for the model card.
+
+    ``"synthetic"`` for ``ingest.source: synthetic``; ``"ctc"`` when the pairs are frames of
+    time-lapse sequences (only the Cell Tracking Challenge reader sets
+    :attr:`~unetseg.data.pairs.Sample.sequence`); ``"em"`` otherwise (ISBI 2012 EM slices).
+    """
+    if source == "synthetic":
+        return "synthetic"
+    return "ctc" if any(s.sequence for s in split.train) else "em"

@@ -5,7 +5,7 @@ Like StarDist's ``config.json`` + ``thresholds.json``, a model folder describes 
 - ``model.keras``: the weights and graph (loaded with ``safe_mode=True``);
 - ``card.json``: written by ``train``: architecture and tile geometry, the input
   normalisation, what ``prepare`` did that inference must undo (its resampling scale),
-  the output channels, the training params, Keras backend and package versions;
+  the output channels, the training params and data, Keras backend and package versions;
 - ``postprocess.json``: written by ``evaluate`` (:mod:`unetseg.infer.model_folder`): how
   probabilities become cells, and what that scored on the test split.
 
@@ -30,12 +30,78 @@ from unetseg.files import write_json
 from unetseg.images import NORMALIZE_PERCENTILES
 from unetseg.tiling import tile_step
 
-CARD_VERSION = 2
-"""Format of the card's JSON (2: post-processing moved to its own file); a reader refuses others."""
+CARD_VERSION = 3
+"""Format of the card's JSON (2: post-processing moved to its own file; 3: ``training_data``);
+a reader refuses others."""
 WEIGHTS_FILE = "model.keras"
 CARD_FILE = "card.json"
 
 _SECTIONS = {"model": ModelParams, "prepare": PrepareParams, "train": TrainParams}
+_LAYOUTS = ("synthetic", "ctc", "em")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a network was trained on, as the ``ingest`` stage's manifest records it.
+
+    Attributes
+    ----------
+    source : ``ingest.source`` as given: ``synthetic``, a dataset folder, a ``.zip`` or an
+        https URL.
+    layout : ``synthetic``, ``ctc`` (Cell Tracking Challenge 2D) or ``em`` (ISBI 2012 EM).
+    annotations : training masks: ``gt``, ``st`` (CTC silver truth) or ``gt+st``.
+    n_images : training images, before augmentation.
+    test_split : how the test split the model was scored on was held out.
+    """
+
+    source: str
+    layout: str
+    annotations: str
+    n_images: int
+    test_split: str
+
+
+def read_training_data(manifest: str | Path) -> TrainingData:
+    """The :class:`TrainingData` of the ``ingest`` manifest ``data/ingested/manifest.json``.
+
+    Raises
+    ------
+    InputError
+        ``"<path>: <problem>"`` for a missing or unreadable manifest or one without the keys
+        ``source``, ``layout``, ``annotations``, ``protocol`` and ``pairs``.
+    """
+    manifest = Path(manifest)
+    try:
+        raw = json.loads(manifest.read_text())
+        pairs = raw["pairs"]
+        data = TrainingData(source=raw["source"], layout=raw["layout"],
+                            annotations=raw["annotations"],
+                            n_images=sum(p["split"] == "train" for p in pairs),
+                            test_split=raw["protocol"])
+        _check_training_data(data)
+    except FileNotFoundError:
+        raise InputError(f"{manifest}: no ingest manifest") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{manifest}: cannot read the ingest manifest: {err}") from None
+    except (KeyError, TypeError) as err:
+        raise InputError(f"{manifest}: not an ingest manifest of this unetseg (no {err}); "
+                         "re-run the ingest stage") from None
+    except InputError as err:
+        raise InputError(f"{manifest}: {err}") from None
+    return data
+
+
+def _check_training_data(data: TrainingData) -> None:
+    for key in ("source", "layout", "annotations", "test_split"):
+        if not isinstance(getattr(data, key), str):
+            raise InputError(f"training_data.{key}: must be a string")
+    if data.layout not in _LAYOUTS:
+        raise InputError(f"training_data.layout: must be one of {', '.join(_LAYOUTS)}, "
+                         f"got {data.layout!r}")
+    if not isinstance(data.n_images, int) or isinstance(data.n_images, bool) \
+            or data.n_images < 0:
+        raise InputError(f"training_data.n_images: must be an integer >= 0, got "
+                         f"{data.n_images!r}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +115,7 @@ class ModelCard:
     prepare : how training targets were made; ``prepare.resample_factor`` resamples every image
         before the network sees it, and predictions are brought back to the image grid.
     train : the training params.
+    training_data : what it was trained on (None for a network trained outside the pipeline).
     out_size : output tile size in px.
     step : stride between output tiles at inference (a multiple of ``2**depth`` for
         ``valid`` padding, which makes stitched tiles equal an untiled pass).
@@ -65,6 +132,7 @@ class ModelCard:
     model: ModelParams
     prepare: PrepareParams
     train: TrainParams
+    training_data: TrainingData | None
     out_size: int
     step: int
     normalize_percentiles: tuple[float, float]
@@ -165,6 +233,7 @@ def _card_from_dict(raw: Any) -> ModelCard:
     for name, cls in _SECTIONS.items():
         if values.get(name) is not None:
             values[name] = section_from_dict(name, cls, values[name], complete=True)
+    values["training_data"] = _training_data(values["training_data"])
     for key in ("out_size", "step", "replicas", "epochs"):
         _expect(values, key, int)
     _expect(values, "backend", str)
@@ -186,6 +255,19 @@ def _card_from_dict(raw: Any) -> ModelCard:
     return card
 
 
+def _training_data(raw: Any) -> TrainingData | None:
+    if raw is None:
+        return None
+    fields = [f.name for f in dataclasses.fields(TrainingData)]
+    if not isinstance(raw, dict) or sorted(raw) != sorted(fields):
+        got = ", ".join(sorted(raw)) if isinstance(raw, dict) else repr(raw)
+        raise InputError(f"training_data: expected null or the keys {', '.join(fields)}; "
+                         f"got {got}")
+    data = TrainingData(**raw)
+    _check_training_data(data)
+    return data
+
+
 def _expect(values: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> None:
     value = values[key]
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -201,11 +283,14 @@ def _floats(values: dict[str, Any], key: str, n: int) -> tuple[float, ...]:
 
 
 def network_card(model: ModelParams, train: TrainParams, prepare: PrepareParams, *,
-                 backend: str, replicas: int, epochs: int) -> ModelCard:
-    """The card of a freshly trained network."""
+                 backend: str, replicas: int, epochs: int,
+                 training_data: TrainingData | None = None) -> ModelCard:
+    """The card of a freshly trained network (``training_data``: see :func:`read_training_data`;
+    None for a network trained outside the pipeline)."""
     return ModelCard(
         format_version=CARD_VERSION, model=model, prepare=prepare, train=train,
-        out_size=model.out_size, step=tile_step(model.out_size, model.depth, model.padding),
+        training_data=training_data, out_size=model.out_size,
+        step=tile_step(model.out_size, model.depth, model.padding),
         normalize_percentiles=NORMALIZE_PERCENTILES, channels=output_channels(train),
         backend=backend, versions=package_versions(backend), replicas=int(replicas),
         epochs=int(epochs))
