@@ -5,7 +5,7 @@ import pytest
 from unetseg.errors import InputError
 from unetseg.tiling import output_size
 from unetseg.train.losses import WeightedCrossEntropy, pixel_accuracy
-from unetseg.train.models import ARCHS, build_model
+from unetseg.train.models import ARCHS, any_size, build_model
 
 
 def _build(arch, padding="valid", size=60, depth=2, base=4, dropout=0.0):
@@ -42,6 +42,9 @@ def test_any_size_model_matches_fixed_size_model(arch):
     a = free.predict_on_batch(x)
     assert a.shape == (1, output_size(76, 2, "valid"), output_size(76, 2, "valid"), 2)
     np.testing.assert_allclose(a, fixed.predict_on_batch(x), atol=1e-5)
+    again = any_size(fixed)
+    assert again.input_shape == (None, None, None, 1)
+    np.testing.assert_allclose(again.predict_on_batch(x), a, atol=1e-5)
 
 
 def test_unet_has_no_extras_and_dropout_ends_the_contracting_path():

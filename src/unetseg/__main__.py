@@ -1,10 +1,12 @@
-"""The ``unetseg`` command (also ``python -m unetseg``): ``unetseg predict ...``."""
+"""The ``unetseg`` command (also ``python -m unetseg``): ``unetseg predict ...``,
+``unetseg export ...``."""
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"predict": "segment images with a trained model folder"}
+COMMANDS = {"predict": "segment images with a trained model folder",
+            "export": "write a model folder as a bioimage.io model package (.zip)"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     from unetseg import cli
+
+    if argv[0] == "export":
+        from unetseg.export import package
+
+        return cli.run(package.run, argv[1:])
     from unetseg.infer import predict
 
     return cli.run(predict.run, argv[1:])

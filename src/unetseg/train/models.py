@@ -200,14 +200,17 @@ def build_model(arch: str, *, depth: int, base_filters: int, padding: str, dropo
                            name="logits")(x)
     model = keras.Model(inputs, logits, name=f"{arch}_d{depth}_f{base_filters}_{padding}")
     if input_size is None and padding == "valid":
-        model = _any_size(model)
+        model = any_size(model)
     return model
 
 
-def _any_size(model: keras.Model) -> keras.Model:
-    """The same graph re-traced on a ``(None, None, 1)`` input; the crops are size-free."""
+def any_size(model: keras.Model) -> keras.Model:
+    """The same graph re-traced on a ``(None, None, 1)`` input (the crops are size-free), with
+    ``model``'s weights: a network trained on one tile size, for every valid size."""
     config = model.get_config()
     for layer in config["layers"]:
         if layer["class_name"] == "InputLayer":
             layer["config"]["batch_shape"] = (None, None, None, 1)
-    return keras.Model.from_config(config)
+    resized = keras.Model.from_config(config)
+    resized.set_weights(model.get_weights())
+    return resized
