@@ -34,23 +34,7 @@ def documentation(card: ModelCard, postprocess: PostprocessParams, scores: dict[
         "`(x - p_lo) / (p_hi - p_lo + 1e-6)` (unetseg: `/ max(p_hi - p_lo, 1e-6)`; "
         "the same to 1e-6 relative). Compute the percentiles on the whole image, not per tile."
         + _resampling(card.prepare.resample_factor),
-        "## Tiles\n\n"
-        f"The network uses {m.padding} convolutions. "
-        + (f"They take {g.margin} px of context on each side: a {m.tile_size} px input tile "
-           f"has {card.out_size} px of output. The exported network pads its output back to the "
-           f"input's size with zeros, so output pixel (y, x) lies over input pixel (y, x), and "
-           f"declares a halo of {g.halo} px: "
-           if g.margin else f"Tiles overlap by a halo of {g.halo} px: ")
-        + "crop that much from every side of every output tile, and mirror the image "
-        f"(`symmetric` padding, the paper's overlap-tile strategy) by the halo at its borders. "
-        f"Input tiles must be {g.min_size} + k * {g.step} px on each axis (k = 0, 1, ...). "
-        "bioimageio.core does all of this when it predicts with blocks "
-        "(`predict(..., blocksize_parameter=k)`); deepImageJ reads the same halo. Without "
-        "blocks, the image padded by the halo must itself have a valid size. unetseg starts its "
-        f"tiles at multiples of {g.step} px, so that every tile sees the max-pooling grid as an "
-        "untiled pass would; bioimageio.core gives the same probabilities except in its last "
-        "block along each axis, which it shifts back to end at the image border and which then "
-        "sees that grid at another phase.",
+        "## Tiles\n\n" + _tiles(card, g),
         "## Output\n\n"
         f"`{OUTPUT_ID}`: axes `batch, y, x, channel`, float32 in [0, 1].\n\n"
         "| channel | meaning |\n|---|---|\n"
@@ -75,6 +59,31 @@ def documentation(card: ModelCard, postprocess: PostprocessParams, scores: dict[
            and card.training_data.layout != "synthetic" else "") + ".",
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _tiles(card: ModelCard, g: TileGeometry) -> str:
+    m = card.model
+    context = (f"The network uses valid convolutions: they take {g.margin} px of context on "
+               f"each side (a {m.tile_size} px tile gives {card.out_size} px). The exported "
+               "network pads its output back to its input's size with zeros, so output pixel "
+               "(y, x) lies over input pixel (y, x). " if g.margin else
+               "The network uses same convolutions; overlapping tiles hide their seams. ")
+    shift = (f"The network drops the first {g.shift} rows and columns of each block before its "
+             f"U-Net, so that blocks cut this way (their inner parts start at multiples of "
+             f"{g.step} px) see the max-pooling grid where unetseg's own tiles do. " if g.shift
+             else "")
+    return (context + f"It declares a halo of {g.halo} px: mirror the image by the halo at its "
+            "borders (`symmetric` padding, the paper's overlap-tile strategy), cut input blocks "
+            f"of {g.min_size} + k * {g.step} px (k = 0, 1, ...) that overlap by twice the halo, "
+            "and crop the halo from every side of every output block. " + shift
+            + "bioimageio.core does this when it predicts with blocks "
+            "(`predict(..., blocksize_parameter=k)`), and gives unetseg's probabilities, "
+            "whatever k, without seams. It shifts the last block along an axis back to end at "
+            f"the border: where the image side is not a multiple of {g.step} px, that block "
+            "sees the pooling grid at another phase and differs slightly. Without blocks, feed "
+            f"images whose sides are multiples of {g.step} px (bioimageio.core 0.11 then "
+            "computes the normalisation's percentiles on the image padded by the halo, which "
+            "moves them slightly).")
 
 
 def _resampling(factor: float) -> str:

@@ -4,9 +4,10 @@ unetseg's networks return logits (:mod:`unetseg.train.models`) and unetseg appli
 itself (:func:`unetseg.infer.overlap.predict_tiles`). A consumer without unetseg must get the
 probabilities straight from the graph, so the exported network appends them: the softmax of the
 two class logits, and the sigmoid of the distance head when there is one. A valid-padding
-network also pads its output back to the size of its input with zeros (``margin`` pixels a
-side), so that output pixel ``(y, x)`` lies over input pixel ``(y, x)`` and a consumer crops the
-declared halo (:mod:`unetseg.export.rdf`).
+network also drops ``shift`` pixels at the top and left of its input, and pads its output back to
+the size of its input with zeros, so that output pixel ``(y, x)`` lies over input pixel
+``(y, x)`` and a consumer crops the declared halo (:class:`unetseg.export.rdf.TileGeometry` says
+why).
 
 Two weight formats come out of it: ``keras_v3`` (a ``.keras`` file without compile state: the
 weighted training loss is unetseg code that does not load elsewhere; only stock Keras layers and
@@ -34,7 +35,8 @@ ONNX_TOLERANCE = 1e-4
 """Largest ``|ONNX - Keras|`` probability accepted on the test tile."""
 
 
-def probability_network(model: keras.Model, card: ModelCard, margin: int) -> keras.Model:
+def probability_network(model: keras.Model, card: ModelCard, margin: int,
+                        shift: int = 0) -> keras.Model:
     """``model`` with its logits turned into probabilities, for any valid input size.
 
     Parameters
@@ -42,25 +44,29 @@ def probability_network(model: keras.Model, card: ModelCard, margin: int) -> ker
     model : a trained unetseg network, ``(B, Y, X, 1)`` → ``(B, Y - 2 margin, X - 2 margin, C)``
         logits, built for one tile size or any (it is re-traced for any valid size).
     card : its model card (the number and meaning of the channels).
-    margin : pixels a side that valid convolutions consume (0 for ``same`` padding); the output
-        is zero-padded by as much.
+    margin : pixels a side that valid convolutions consume (0 for ``same`` padding).
+    shift : pixels dropped at the top and left of the input before ``model`` sees it.
 
     Returns
     -------
     keras.Model
-        Input ``raw`` ``(B, Y, X, 1)`` float32 normalised image; output ``(B, Y, X, C)``
-        float32: channel 0 the background and channel 1 the cell probability (a softmax: they
-        sum to 1), channel 2 (with a distance head) the predicted distance to background as a
-        fraction of ``card.distance_px`` (a sigmoid). Zero in the ``margin`` border.
+        Input ``raw`` ``(B, Y, X, 1)`` float32 normalised image (``Y - shift`` and
+        ``X - shift`` valid sizes of ``model``); output ``(B, Y, X, C)`` float32: channel 0 the
+        background and channel 1 the cell probability (a softmax: they sum to 1), channel 2
+        (with a distance head) the predicted distance to background as a fraction of
+        ``card.distance_px`` (a sigmoid). Zero in a border of ``margin + shift`` pixels at the
+        top and left and ``margin`` at the bottom and right.
     """
     raw = keras.Input((None, None, 1), name="raw", dtype="float32")
-    logits = any_size(model)(raw)
+    x = layers.Cropping2D(((shift, 0), (shift, 0)), name="lattice")(raw) if shift else raw
+    logits = any_size(model)(x)
     out = layers.Softmax(axis=-1, name="class_probabilities")(logits[..., :2])
     if card.has_distance:
         distance = layers.Activation("sigmoid", name="distance_fraction")(logits[..., 2:3])
         out = layers.Concatenate(axis=-1, name="probabilities")([out, distance])
-    if margin:
-        out = layers.ZeroPadding2D(margin, name="halo")(out)
+    if margin or shift:
+        out = layers.ZeroPadding2D(((margin + shift, margin), (margin + shift, margin)),
+                                   name="halo")(out)
     return keras.Model(raw, out, name=f"{model.name}_probabilities")
 
 

@@ -26,6 +26,7 @@ import tifffile
 from unetseg.errors import InputError
 from unetseg.export.docpage import documentation
 from unetseg.export.rdf import (
+    block_size,
     default_description,
     default_name,
     describe,
@@ -167,8 +168,8 @@ def export_package(model_dir: Path, out: Path, *, sample: Path | None = None,
 
     model = load_weights(Path(model_dir) / WEIGHTS_FILE)
     geometry = tile_geometry(card)
-    portable = network.probability_network(model, card, geometry.margin)
-    size = max(card.model.tile_size, geometry.min_size)
+    portable = network.probability_network(model, card, geometry.margin, geometry.shift)
+    size = block_size(geometry, card.model.tile_size)
     raw = test_tile(image, card, size)
     batch = normalize(raw, *card.normalize_percentiles)[None, :, :, None]
     expected = network.predict(portable, batch)

@@ -13,8 +13,9 @@ exactly what unetseg feeds and to read what comes out:
   axes are a size reference to the input (offset 0) with a ``halo`` that consumers crop, as
   bioimageio.core's tiling does: it mirrors the image by the halo (``pad: symmetric``, the
   paper's overlap-tile), cuts blocks of a valid size ``min + n * step``, and crops the halo
-  from each block's output. (The spec's other way, ``size.offset = -2 * margin`` for an output
-  the model already cropped, is what bioimageio.core's tiling does not honour: it shifts the
+  from each block's output; the geometry makes those blocks see the max-pooling grid where
+  unetseg's tiles do. (The spec's other way, ``size.offset = -2 * margin`` for an output the
+  model already cropped, is what bioimageio.core's tiling does not honour: it shifts the
   blocks by the offset instead of shrinking them.)
 - **Output** ``probabilities``: background and cell probability, plus the distance head's
   fraction where the network has one.
@@ -73,39 +74,64 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_+\- ()]+")
 class TileGeometry:
     """How a consumer tiles an image for the exported network (all in pixels).
 
+    A tiling consumer (bioimageio.core) mirrors the image by ``halo`` at its borders, cuts input
+    blocks of a declared size whose inner parts (the block less the halo on each side) start at
+    multiples of the inner size, and crops the halo from each output block. unetseg's own tiles
+    start their input ``margin`` pixels before multiples of ``step``; max-pooling is not
+    shift-invariant, so a block sees the same features only at the same phase. The geometry
+    makes every inner size a multiple of ``step`` and every block's input start at that phase:
+
     Attributes
     ----------
-    margin : context each side of an input tile that valid convolutions consume
-        (``(tile_size - out_size) / 2``; 0 for ``same`` padding). The exported output is
-        zero there.
-    halo : what a consumer crops from each side of an output tile: at least ``margin``, and
-        ``2 * halo`` a multiple of ``step`` so that an image of a valid size padded by the halo
-        still has a valid size. For ``same`` padding, the overlap unetseg blends tiles over.
-    min_size : smallest input tile: the smallest valid size that leaves an output after the
-        halo is cropped.
-    step : input tile sizes are ``min_size + k * step`` (``2**depth``: every max-pool halves an
-        even size).
+    margin : context each side of a tile that valid convolutions consume
+        (``(tile_size - out_size) / 2``; 0 for ``same`` padding).
+    shift : pixels the exported network drops at the top and left of its input before the
+        U-Net (and pads back on its output): ``halo - margin``.
+    halo : what a consumer crops from each side of an output block: the output is zero there
+        (and ``shift`` pixels more at the bottom and right are valid but cropped).
+    min_size : smallest input block; blocks are ``min_size + k * step`` pixels.
+    step : ``2**depth``: the blocks' inner sizes, and the image sides a consumer may feed
+        whole (padded by the halo), are multiples of it.
     """
 
     margin: int
+    shift: int
     halo: int
     min_size: int
     step: int
 
 
 def tile_geometry(card: ModelCard) -> TileGeometry:
-    """The :class:`TileGeometry` of a card's network (paper Fig. 2: 572 → 388 has margin 92)."""
+    """The :class:`TileGeometry` of a card's network.
+
+    For valid padding, with ``s0`` the smallest valid input and ``shift = (s0 - 2 margin) %
+    step``: ``halo = margin + shift``, and the blocks are the sizes ``s`` with
+    ``s = 2 halo (mod step)``, ``s - shift`` a valid input and ``s > 2 halo``. The inner size
+    ``s - 2 halo`` is then a multiple of ``step``, and a block at inner offset ``j * step``
+    feeds the U-Net from ``j * step - halo + shift = j * step - margin``: where unetseg's tiles
+    start. For the paper's network (depth 4, 572 → 388, margin 92): shift 4, halo 96, blocks
+    208 + 16 k (576 feeds the paper's 572 px tile).
+    """
     m = card.model
     step = 2**m.depth
     if m.padding == "valid":
         margin = (m.tile_size - card.out_size) // 2
-        halo = math.ceil(2 * margin / step) * step // 2
-        _, min_size = nearest_valid_sizes(2 * halo + 1, m.depth)
+        _, smallest = nearest_valid_sizes(1, m.depth)
+        shift = (smallest - 2 * margin) % step
+        halo = margin + shift
+        min_size = max(smallest + shift, 2 * halo + 1)
+        min_size += (2 * halo - min_size) % step
     else:
-        margin = 0
+        margin = shift = 0
         halo = math.ceil((m.tile_size - card.step) / step) * step // 2
         min_size = (2 * halo // step + 1) * step
-    return TileGeometry(margin=margin, halo=halo, min_size=min_size, step=step)
+    return TileGeometry(margin=margin, shift=shift, halo=halo, min_size=min_size, step=step)
+
+
+def block_size(geometry: TileGeometry, at_least: int) -> int:
+    """The smallest declared block size of at least ``at_least`` pixels."""
+    g = geometry
+    return g.min_size + max(0, math.ceil((at_least - g.min_size) / g.step)) * g.step
 
 
 def channel_names(card: ModelCard) -> list[str]:
@@ -264,7 +290,8 @@ def describe(card: ModelCard, postprocess: PostprocessParams, scores: dict[str, 
             "unetseg": {
                 "resample_factor": card.prepare.resample_factor,
                 "resampling": _resampling_note(card.prepare.resample_factor),
-                "margin": g.margin, "halo": g.halo, "tile_size": m.tile_size,
+                "margin": g.margin, "shift": g.shift, "halo": g.halo,
+                "tile_size": m.tile_size,
                 "out_size": card.out_size, "channels": channel_names(card),
                 "distance_px": card.distance_px,
                 "postprocess": dataclasses.asdict(postprocess), "scores": dict(scores),
