@@ -117,3 +117,26 @@ def test_every_param_is_a_dependency_of_some_stage():
     assert keys == fields, "params.yaml lists every field of the params dataclasses"
     untracked = keys - tracked
     assert not untracked, f"not tracked by dvc.yaml, so changing them re-runs nothing: {untracked}"
+
+
+def test_the_model_folder_is_a_model_artifact():
+    """DVC reads the artifact from dvc.yaml as its registry tools do (``dvc artifacts get`` and
+    ``gto show`` run in test_export_trained.py; GTO's logging does not survive pytest's capture
+    in-process); the files it names are the model folder's."""
+    from dvc.annotations import Artifact
+    from dvc.dvcfile import load_file
+    from dvc.repo import Repo
+
+    from unetseg.infer.model_folder import POSTPROCESS_FILE
+    from unetseg.train.card import CARD_FILE, WEIGHTS_FILE
+
+    with Repo(str(ROOT)) as repo:
+        artifacts = load_file(repo, "dvc.yaml").artifacts
+    artifact = Artifact(**artifacts["unetseg-model"])
+    assert artifact.path == "models" and artifact.type == "model"
+    assert {"unet", "segmentation"} <= set(artifact.labels)
+    for name in (WEIGHTS_FILE, CARD_FILE, POSTPROCESS_FILE, "SEG", "training data"):
+        assert name in artifact.desc, name
+    outs = {o if isinstance(o, str) else next(iter(o)) for s in STAGES.values()
+            for o in s.get("outs", [])}
+    assert {f"models/{f}" for f in (WEIGHTS_FILE, CARD_FILE, POSTPROCESS_FILE)} <= outs
