@@ -31,8 +31,9 @@ def documentation(card: ModelCard, postprocess: PostprocessParams, scores: dict[
         f"`{INPUT_ID}`: one gray channel, axes `batch, y, x, channel`, float32. The "
         f"preprocessing maps percentile {lo:g} of each whole image to 0 and percentile "
         f"{hi:g} to 1, linearly and without clipping: "
-        "`(x - p_lo) / (p_hi - p_lo + 1e-6)` (unetseg: `/ max(p_hi - p_lo, 1e-6)`; "
-        "the same to 1e-6 relative). Compute the percentiles on the whole image, not per tile."
+        "`(x - p_lo) / (p_hi - p_lo + 1e-6)` (unetseg divides by `max(p_hi - p_lo, 1e-6)`: "
+        "a relative difference of `1e-6 / (p_hi - p_lo)`). Compute the percentiles on the "
+        "whole image, not per tile."
         + _resampling(card.prepare.resample_factor),
         "## Tiles\n\n" + _tiles(card, g),
         "## Output\n\n"
@@ -41,7 +42,8 @@ def documentation(card: ModelCard, postprocess: PostprocessParams, scores: dict[
         "| 0 `background` | probability of background (softmax of the two class logits) |\n"
         "| 1 `cell` | probability of a cell: 1 - channel 0 |\n"
         + (f"| 2 `distance` | predicted distance to the nearest background pixel as a fraction "
-           f"of {card.distance_px:g} px (sigmoid); times {card.distance_px:g} gives pixels |\n"
+           f"of {card.distance_px:g} px (sigmoid); times {card.distance_px:g} gives pixels of "
+           "the network's grid |\n"
            if card.has_distance else ""),
         "## From probabilities to cells\n\n" + _instances(p, card) + "\n\n"
         "`unetseg predict MODEL_DIR IMAGE --out DIR` runs exactly this on the model folder "

@@ -103,7 +103,7 @@ def sample_image(path: Path | None) -> np.ndarray:
     return check_image(path, to_gray(read_image(path, colour=True)))
 
 
-def test_tile(image: np.ndarray, card: ModelCard, size: int) -> np.ndarray:
+def centre_tile(image: np.ndarray, card: ModelCard, size: int) -> np.ndarray:
     """The ``(size, size)`` centre of ``image`` at the network's resolution (resampled by the
     card's factor), mirrored at its borders where it is smaller; raw values, image dtype."""
     work = resample_image(image, card.prepare.resample_factor)
@@ -165,12 +165,13 @@ def export_package(model_dir: Path, out: Path, *, sample: Path | None = None,
 
     from unetseg.export import network, spec
     from unetseg.infer.segmenter import Segmenter, load_weights
+    from unetseg.score.overlays import write_rgb_png
 
     model = load_weights(Path(model_dir) / WEIGHTS_FILE)
     geometry = tile_geometry(card)
     portable = network.probability_network(model, card, geometry.margin, geometry.shift)
     size = block_size(geometry, card.model.tile_size)
-    raw = test_tile(image, card, size)
+    raw = centre_tile(image, card, size)
     batch = normalize(raw, *card.normalize_percentiles)[None, :, :, None]
     expected = network.predict(portable, batch)
     backend = keras.backend.backend()
@@ -187,10 +188,7 @@ def export_package(model_dir: Path, out: Path, *, sample: Path | None = None,
         np.save(folder / FILES["test_output"], expected)
         for key, array in (("sample_input", raw), ("sample_output", expected[0])):
             tifffile.imwrite(folder / FILES[key], array, compression="zlib", metadata=None)
-        segmenter = Segmenter(model, card, postprocess)
-        from unetseg.score.overlays import write_rgb_png
-
-        write_rgb_png(folder / FILES["cover"], cover(image, segmenter))
+        write_rgb_png(folder / FILES["cover"], cover(image, Segmenter(model, card, postprocess)))
         title = name or default_name(card)
         (folder / FILES["documentation"]).write_text(
             documentation(card, postprocess, scores, geometry, name=title, test_tile=size,
