@@ -8,6 +8,7 @@ The package mirrors the pipeline (``dvc.yaml``): one subpackage per phase,
 - :mod:`unetseg.train`: the U-Net family, the weighted loss, batches, fitting, the model card;
 - :mod:`unetseg.infer`: overlap-tile inference, instances, the ``Segmenter``, ``unetseg predict``;
 - :mod:`unetseg.score`: metrics (SEG, IoU, Rand error...), the evaluation report, overlays;
+- :mod:`unetseg.export`: beyond the pipeline, a model folder as a bioimage.io package;
 
 around a small core that every phase shares: :mod:`~unetseg.config` (params.yaml),
 :mod:`~unetseg.tiling` (overlap-tile geometry), :mod:`~unetseg.images` (pixel files),
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["augment", "data", "infer", "prepare", "score", "train"],
+    submodules=["augment", "data", "export", "infer", "prepare", "score", "train"],
     submod_attrs={
         "config": ["load_params"],
         "prepare.weights": ["weight_map"],
