@@ -1,7 +1,14 @@
-"""Shared fixtures: a copy of this project in a temporary git repository, driven by DVC."""
+"""Shared fixtures: a copy of this project in a temporary git repository, driven by DVC.
+
+``project`` is the untrained tiny project, for tests that must start from nothing. Training is
+what makes an end-to-end test slow, so the tiny project is trained once per session
+(``trained_base``) and each test that starts from a trained project gets its own copy of that
+one (``trained_project``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -78,10 +85,77 @@ def copy_project(dest: Path) -> Project:
     return proj
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    """This project's code and pipeline, tiny params, committed in a fresh git repo."""
-    proj = copy_project(tmp_path / "proj")
+def tiny_project(dest: Path) -> Project:
+    """This project's code and pipeline at ``dest``, tiny params, committed in a fresh git repo."""
+    proj = copy_project(dest)
     proj.set_params(TINY)
     proj.commit("tiny project")
     return proj
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """This project's code and pipeline, tiny params, committed in a fresh git repo: untrained,
+    for tests that start from nothing (``trained_project`` is the same, trained)."""
+    return tiny_project(tmp_path / "proj")
+
+
+# The DVC cache's content-addressed files: hard-linked into each copy (see clone_project).
+CACHE_FILES = Path(".dvc") / "cache" / "files"
+
+
+def clone_project(base: Project, dest: Path) -> Project:
+    """A private copy of ``base`` at ``dest``: git repo, workspace and DVC cache.
+
+    Everything is copied except the files of DVC's cache (``.dvc/cache/files``), which are
+    hard-linked: a cache file is named by the md5 of its content and DVC never writes into
+    one. It writes a new object to a temporary name and moves it into place, checks objects
+    out to the workspace as copies (``cache.type`` is DVC's default, reflink or copy, so no
+    workspace file is a link to the cache) and removes objects by unlinking them, which
+    leaves the other copies' links alone. The run cache (``.dvc/cache/runs``) is copied, and
+    ``.dvc/tmp`` (locks, DVC's state of the base's paths, the experiments queue) is left for
+    DVC to make anew. ``test_pipeline.py`` checks that a copy cannot change ``base``.
+    """
+    leave = {base.path / ".dvc" / "tmp", base.path / CACHE_FILES}
+    shutil.copytree(base.path, dest, symlinks=True,
+                    ignore=lambda folder, names: {n for n in names if Path(folder, n) in leave})
+    if (base.path / CACHE_FILES).exists():
+        shutil.copytree(base.path / CACHE_FILES, dest / CACHE_FILES, copy_function=os.link)
+    return Project(dest)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """The session's trained tiny project and what its one ``dvc repro`` printed."""
+
+    project: Project
+    repro: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def trained_base(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The tiny project trained once per session: every stage run by ``dvc repro``, committed.
+
+    Two commits: the tiny params, then the results (``dvc.lock``, metrics, plots). Nothing may
+    run in ``trained_base.project`` afterwards: it is the template of every
+    ``trained_project``. ``repro`` is that first ``dvc repro``, in which every stage ran; it
+    ran without this conftest's ``TF_*`` variables, so its console is what a user sees.
+    """
+    proj = tiny_project(tmp_path_factory.mktemp("trained") / "proj")
+    env = proj.env
+    proj.env = {k: v for k, v in env.items() if not k.startswith("TF_")}
+    repro = proj.run("dvc", "repro")
+    proj.env = env
+    proj.commit("results")
+    return Trained(proj, repro)
+
+
+@pytest.fixture
+def trained_project(trained_base: Trained, tmp_path: Path) -> Project:
+    """A private copy of ``trained_base``: tiny params and results committed, DVC cache filled.
+
+    ``dvc status`` finds it up to date, and ``dvc repro`` or ``dvc exp run -S ...`` re-runs
+    only the stages whose params or deps the test changes. Like any trained workspace it holds
+    the training's checkpoint (``.checkpoints/train``). The test may do anything to it.
+    """
+    return clone_project(trained_base.project, tmp_path / "proj")
