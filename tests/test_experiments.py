@@ -33,9 +33,8 @@ def _experiments(project) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_experiments_are_listed_and_compared(project):
-    project.run("dvc", "repro")
-    project.commit("baseline results")
+def test_experiments_are_listed_and_compared(trained_project):
+    project = trained_project
     project.run("dvc", "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005")
     project.run("dvc", "exp", "run", "-n", "one-epoch", "-S", "train.epochs=1")
     exps = _experiments(project)
@@ -68,9 +67,8 @@ def test_experiments_are_listed_and_compared(project):
     assert all("metrics/evaluate.json" in e["metrics"] for e in grid)
 
 
-def test_branches_are_compared(project):
-    project.run("dvc", "repro")
-    project.commit("main results")
+def test_branches_are_compared(trained_project):
+    project = trained_project
     project.run("git", "checkout", "-q", "-b", "fewer-epochs")
     project.set_params({"train": {"epochs": 1}})
     project.run("dvc", "repro")
@@ -82,7 +80,8 @@ def test_branches_are_compared(project):
     assert (epochs["old"], epochs["new"]) == (2, 1)
 
 
-def test_every_architecture_runs_as_an_experiment(project):
+def test_every_architecture_runs_as_an_experiment(trained_project):
+    project = trained_project
     archs = ("resunet", "unetpp", "attention_unet")
     for arch in archs:
         project.run("dvc", "exp", "run", "-n", arch, "-S", f"model.arch={arch}",

@@ -36,10 +36,12 @@ def _python(code: str, backend: str, cwd: Path, devices: int = 1,
 
 
 @pytest.mark.slow
-def test_dvc_experiment_trains_on_jax_in_bfloat16(project):
+def test_dvc_experiment_trains_on_jax_in_bfloat16(trained_project):
+    project = trained_project
     project.env["KERAS_BACKEND"] = "jax"
-    project.run("dvc", "exp", "run", "-n", "jax-bf16", "-S", "train.epochs=1",
-                "-S", "train.mixed_precision=bfloat16")
+    ran = project.run("dvc", "exp", "run", "-n", "jax-bf16", "-S", "train.epochs=1",
+                      "-S", "train.mixed_precision=bfloat16").stdout
+    assert "Running stage 'train'" in ran and "Running stage 'evaluate'" in ran, ran
     card = json.loads((project.path / "models" / "card.json").read_text())
     assert card["backend"] == "jax" and card["versions"]["jax"]
     assert card["train"]["mixed_precision"] == "bfloat16" and card["epochs"] == 1
