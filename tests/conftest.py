@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["src", "stages", "params.yaml", "dvc.yaml", "pyproject.toml", ".gitignore",
                  ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
 
+# For processes on the JAX backend: XLA's CPU backend without LLVM's optimisation passes. JAX
+# compiles each weight initializer (one per kernel shape) and each step function of the tiny
+# test models, which then run a few steps: at -O0 that takes a third of the CPU time.
+XLA_FAST_COMPILE = "--xla_backend_optimization_level=0"
+
 # Tiny params: every stage runs for real, in seconds.
 TINY = {
     "synthetic": {"n_images": 6, "height": 72, "width": 72, "n_cells": 5},
