@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,10 +59,11 @@ class Project:
             timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(list(args), cwd=self.path, env=self.env, capture_output=True,
                                 text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                                 f"{result.stderr[-3000:]}")
-        return result
+        return _checked(result) if check else result
+
+    def start(self, *args: str, logs: Path, env: dict[str, str] | None = None) -> Background:
+        """Start a command here and return at once; ``wait()`` then gives what ``run`` does."""
+        return Background(list(args), self.path, self.env if env is None else env, logs)
 
     def set_params(self, overrides: dict) -> None:
         path = self.path / "params.yaml"
@@ -72,6 +75,39 @@ class Project:
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message)
+
+
+def _checked(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    if result.returncode != 0:
+        raise AssertionError(f"{tuple(result.args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+class Background:
+    """A command started by ``Project.start``, in its own process group; its output goes to
+    ``logs`` with the suffixes .stdout and .stderr."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], logs: Path) -> None:
+        self.out, self.err = logs.with_suffix(".stdout"), logs.with_suffix(".stderr")
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err,
+                                         text=True, start_new_session=True)
+
+    def wait(self, timeout: float = 900) -> subprocess.CompletedProcess:
+        """Its result once it has ended; like ``Project.run``, AssertionError if it failed."""
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            self.stop()
+        return _checked(subprocess.CompletedProcess(self.proc.args, code, self.out.read_text(),
+                                                    self.err.read_text()))
+
+    def stop(self) -> None:
+        """Kill it and whatever it started, if it still runs."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 def copy_project(dest: Path) -> Project:
@@ -137,20 +173,50 @@ class Trained:
     repro: subprocess.CompletedProcess
 
 
+def _start_training(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Background]:
+    """The tiny project, committed, and its first ``dvc repro`` started (see trained_base)."""
+    folder = tmp_path_factory.mktemp("trained")
+    proj = tiny_project(folder / "proj")
+    env = {k: v for k, v in proj.env.items() if not k.startswith("TF_")}
+    return proj, proj.start("dvc", "repro", logs=folder / "repro", env=env)
+
+
+_TRAINING = pytest.StashKey[tuple[Project, Background]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests last: the fast ones report first, and meanwhile trained_base trains."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _training_starts_with_the_session(request: pytest.FixtureRequest,
+                                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Start trained_base's ``dvc repro`` in the background as the session starts, when a
+    selected test needs it: it trains on the second core while the fast tests run (mostly one
+    process at a time), instead of holding up the first test that needs it. Killed at the
+    session's end if still running."""
+    if any("trained_base" in item.fixturenames for item in request.session.items):
+        request.config.stash[_TRAINING] = _start_training(tmp_path_factory)
+    yield
+    if _TRAINING in request.config.stash:
+        request.config.stash[_TRAINING][1].stop()
+
+
 @pytest.fixture(scope="session")
-def trained_base(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained_base(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """The tiny project trained once per session: every stage run by ``dvc repro``, committed.
 
     Two commits: the tiny params, then the results (``dvc.lock``, metrics, plots). Nothing may
     run in ``trained_base.project`` afterwards: it is the template of every
     ``trained_project``. ``repro`` is that first ``dvc repro``, in which every stage ran; it
-    ran without this conftest's ``TF_*`` variables, so its console is what a user sees.
+    ran without this conftest's ``TF_*`` variables, so its console is what a user sees. It was
+    started with the session (see ``_training_starts_with_the_session``).
     """
-    proj = tiny_project(tmp_path_factory.mktemp("trained") / "proj")
-    env = proj.env
-    proj.env = {k: v for k, v in env.items() if not k.startswith("TF_")}
-    repro = proj.run("dvc", "repro")
-    proj.env = env
+    proj, training = (request.config.stash.get(_TRAINING, None)
+                      or _start_training(tmp_path_factory))
+    repro = training.wait()
     proj.commit("results")
     return Trained(proj, repro)
 
