@@ -1,11 +1,20 @@
-"""Shared fixtures: a copy of this project in a temporary git repository, driven by DVC."""
+"""Shared fixtures: a copy of this project in a temporary git repository, driven by DVC.
+
+``project`` is the untrained tiny project, for tests that must start from nothing. Training is
+what makes an end-to-end test slow, so the tiny project is trained once per session
+(``trained_base``) and each test that starts from a trained project gets its own copy of that
+one (``trained_project``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +27,11 @@ configure_backend()  # before any test imports keras
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["src", "stages", "params.yaml", "dvc.yaml", "pyproject.toml", ".gitignore",
                  ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
+
+# For processes on the JAX backend: XLA's CPU backend without LLVM's optimisation passes. JAX
+# compiles each weight initializer (one per kernel shape) and each step function of the tiny
+# test models, which then run a few steps: at -O0 that takes a third of the CPU time.
+XLA_FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 # Tiny params: every stage runs for real, in seconds.
 TINY = {
@@ -45,10 +59,11 @@ class Project:
             timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(list(args), cwd=self.path, env=self.env, capture_output=True,
                                 text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                                 f"{result.stderr[-3000:]}")
-        return result
+        return _checked(result) if check else result
+
+    def start(self, *args: str, logs: Path, env: dict[str, str] | None = None) -> Background:
+        """Start a command here and return at once; ``wait()`` then gives what ``run`` does."""
+        return Background(list(args), self.path, self.env if env is None else env, logs)
 
     def set_params(self, overrides: dict) -> None:
         path = self.path / "params.yaml"
@@ -60,6 +75,39 @@ class Project:
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message)
+
+
+def _checked(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    if result.returncode != 0:
+        raise AssertionError(f"{tuple(result.args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+class Background:
+    """A command started by ``Project.start``, in its own process group; its output goes to
+    ``logs`` with the suffixes .stdout and .stderr."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], logs: Path) -> None:
+        self.out, self.err = logs.with_suffix(".stdout"), logs.with_suffix(".stderr")
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err,
+                                         text=True, start_new_session=True)
+
+    def wait(self, timeout: float = 900) -> subprocess.CompletedProcess:
+        """Its result once it has ended; like ``Project.run``, AssertionError if it failed."""
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            self.stop()
+        return _checked(subprocess.CompletedProcess(self.proc.args, code, self.out.read_text(),
+                                                    self.err.read_text()))
+
+    def stop(self) -> None:
+        """Kill it and whatever it started, if it still runs."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 def copy_project(dest: Path) -> Project:
@@ -78,10 +126,107 @@ def copy_project(dest: Path) -> Project:
     return proj
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    """This project's code and pipeline, tiny params, committed in a fresh git repo."""
-    proj = copy_project(tmp_path / "proj")
+def tiny_project(dest: Path) -> Project:
+    """This project's code and pipeline at ``dest``, tiny params, committed in a fresh git repo."""
+    proj = copy_project(dest)
     proj.set_params(TINY)
     proj.commit("tiny project")
     return proj
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """This project's code and pipeline, tiny params, committed in a fresh git repo: untrained,
+    for tests that start from nothing (``trained_project`` is the same, trained)."""
+    return tiny_project(tmp_path / "proj")
+
+
+# The DVC cache's content-addressed files: hard-linked into each copy (see clone_project).
+CACHE_FILES = Path(".dvc") / "cache" / "files"
+
+
+def clone_project(base: Project, dest: Path) -> Project:
+    """A private copy of ``base`` at ``dest``: git repo, workspace and DVC cache.
+
+    Everything is copied except the files of DVC's cache (``.dvc/cache/files``), which are
+    hard-linked: a cache file is named by the md5 of its content and DVC never writes into
+    one. It writes a new object to a temporary name and moves it into place, checks objects
+    out to the workspace as copies (``cache.type`` is DVC's default, reflink or copy, so no
+    workspace file is a link to the cache) and removes objects by unlinking them, which
+    leaves the other copies' links alone. The run cache (``.dvc/cache/runs``) is copied, and
+    ``.dvc/tmp`` (locks, DVC's state of the base's paths, the experiments queue) is left for
+    DVC to make anew. ``test_pipeline.py`` checks that a copy cannot change ``base``.
+    """
+    leave = {base.path / ".dvc" / "tmp", base.path / CACHE_FILES}
+    shutil.copytree(base.path, dest, symlinks=True,
+                    ignore=lambda folder, names: {n for n in names if Path(folder, n) in leave})
+    if (base.path / CACHE_FILES).exists():
+        shutil.copytree(base.path / CACHE_FILES, dest / CACHE_FILES, copy_function=os.link)
+    return Project(dest)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """The session's trained tiny project and what its one ``dvc repro`` printed."""
+
+    project: Project
+    repro: subprocess.CompletedProcess
+
+
+def _start_training(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Background]:
+    """The tiny project, committed, and its first ``dvc repro`` started (see trained_base)."""
+    folder = tmp_path_factory.mktemp("trained")
+    proj = tiny_project(folder / "proj")
+    env = {k: v for k, v in proj.env.items() if not k.startswith("TF_")}
+    return proj, proj.start("dvc", "repro", logs=folder / "repro", env=env)
+
+
+_TRAINING = pytest.StashKey[tuple[Project, Background]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests last: the fast ones report first, and meanwhile trained_base trains."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _training_starts_with_the_session(request: pytest.FixtureRequest,
+                                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Start trained_base's ``dvc repro`` in the background as the session starts, when a
+    selected test needs it: it trains on the second core while the fast tests run (mostly one
+    process at a time), instead of holding up the first test that needs it. Killed at the
+    session's end if still running."""
+    if any("trained_base" in item.fixturenames for item in request.session.items):
+        request.config.stash[_TRAINING] = _start_training(tmp_path_factory)
+    yield
+    if _TRAINING in request.config.stash:
+        request.config.stash[_TRAINING][1].stop()
+
+
+@pytest.fixture(scope="session")
+def trained_base(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The tiny project trained once per session: every stage run by ``dvc repro``, committed.
+
+    Two commits: the tiny params, then the results (``dvc.lock``, metrics, plots). Nothing may
+    run in ``trained_base.project`` afterwards: it is the template of every
+    ``trained_project``. ``repro`` is that first ``dvc repro``, in which every stage ran; it
+    ran without this conftest's ``TF_*`` variables, so its console is what a user sees. It was
+    started with the session (see ``_training_starts_with_the_session``).
+    """
+    proj, training = (request.config.stash.get(_TRAINING, None)
+                      or _start_training(tmp_path_factory))
+    repro = training.wait()
+    proj.commit("results")
+    return Trained(proj, repro)
+
+
+@pytest.fixture
+def trained_project(trained_base: Trained, tmp_path: Path) -> Project:
+    """A private copy of ``trained_base``: tiny params and results committed, DVC cache filled.
+
+    ``dvc status`` finds it up to date, and ``dvc repro`` or ``dvc exp run -S ...`` re-runs
+    only the stages whose params or deps the test changes. Like any trained workspace it holds
+    the training's checkpoint (``.checkpoints/train``). The test may do anything to it.
+    """
+    return clone_project(trained_base.project, tmp_path / "proj")

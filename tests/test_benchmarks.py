@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from conftest import XLA_FAST_COMPILE
 
 from unetseg.images import write_png
 
@@ -51,7 +52,7 @@ def test_gpu_train_runs_tiny_on_cpu_without_tensorflow_dvc_or_dvclive(tmp_path):
             "--em-depth", "2", "--em-filters", "4", "--copies", "1", "--holdout", "2",
             "--data", str(data), "--workers", "1"]
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT / "src"), "JAX_PLATFORMS": "cpu",
-           "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": ""}
+           "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "XLA_FLAGS": XLA_FAST_COMPILE}
     out = subprocess.run([sys.executable, "-c", WITHOUT, str(ROOT / "benchmarks" / "gpu_train.py"),
                           *args], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=600)

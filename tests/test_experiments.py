@@ -33,9 +33,32 @@ def _experiments(project) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_experiments_are_listed_and_compared(project):
-    project.run("dvc", "repro")
-    project.commit("baseline results")
+def _experiment_refs(project) -> int:
+    """How many finished experiments git holds: refs/exps/<baseline sha as 2/38>/<name>."""
+    refs = project.run("git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
+    return sum(len(parts) == 5 and len(parts[2]) == 2 for parts in (r.split("/") for r in refs))
+
+
+def _wait_for_queue(project, experiments: int, timeout: float = 900) -> str:
+    """Wait until DVC's queue has nothing queued or running; return `dvc queue status`.
+
+    Each `dvc queue status` is a Python start-up that takes a core from the training the
+    queue runs, so it is asked only once git holds ``experiments`` experiment refs (a queued
+    experiment's ref is made when it has finished) or, in case one failed, every 15 s.
+    """
+    deadline = time.monotonic() + timeout
+    asked, status = time.monotonic(), ""
+    while time.monotonic() < deadline:
+        if _experiment_refs(project) >= experiments or time.monotonic() - asked > 15:
+            status, asked = project.run("dvc", "queue", "status").stdout, time.monotonic()
+            if "Queued" not in status and "Running" not in status:
+                break
+        time.sleep(0.5)
+    return status
+
+
+def test_experiments_are_listed_and_compared(trained_project):
+    project = trained_project
     project.run("dvc", "exp", "run", "-n", "lr-half", "-S", "train.lr=0.0005")
     project.run("dvc", "exp", "run", "-n", "one-epoch", "-S", "train.epochs=1")
     exps = _experiments(project)
@@ -53,14 +76,10 @@ def test_experiments_are_listed_and_compared(project):
     plots = project.run("dvc", "plots", "diff", "lr-half", "one-epoch", "--json")
     assert "loss" in plots.stdout
 
+    finished = _experiment_refs(project)
     project.run("dvc", "exp", "run", "--queue", "-S", "train.lr=0.002,0.003")
     project.run("dvc", "queue", "start", "-j", "1")
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        status = project.run("dvc", "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(1)
+    status = _wait_for_queue(project, experiments=finished + 2)
     project.run("dvc", "queue", "stop", check=False)
     grid = [e for e in _experiments(project).values()
             if e["params"].get("train", {}).get("lr") in (0.002, 0.003)]
@@ -68,9 +87,8 @@ def test_experiments_are_listed_and_compared(project):
     assert all("metrics/evaluate.json" in e["metrics"] for e in grid)
 
 
-def test_branches_are_compared(project):
-    project.run("dvc", "repro")
-    project.commit("main results")
+def test_branches_are_compared(trained_project):
+    project = trained_project
     project.run("git", "checkout", "-q", "-b", "fewer-epochs")
     project.set_params({"train": {"epochs": 1}})
     project.run("dvc", "repro")
@@ -82,7 +100,8 @@ def test_branches_are_compared(project):
     assert (epochs["old"], epochs["new"]) == (2, 1)
 
 
-def test_every_architecture_runs_as_an_experiment(project):
+def test_every_architecture_runs_as_an_experiment(trained_project):
+    project = trained_project
     archs = ("resunet", "unetpp", "attention_unet")
     for arch in archs:
         project.run("dvc", "exp", "run", "-n", arch, "-S", f"model.arch={arch}",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import XLA_FAST_COMPILE
 
 from unetseg.config import PrepareParams
 from unetseg.prepare.store import TileWriter
@@ -27,7 +28,7 @@ def _python(code: str, backend: str, cwd: Path, devices: int = 1,
             check: bool = True) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT / "src"), "KERAS_BACKEND": backend,
            "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} {XLA_FAST_COMPILE}"}
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=600)
     if check:
@@ -36,10 +37,12 @@ def _python(code: str, backend: str, cwd: Path, devices: int = 1,
 
 
 @pytest.mark.slow
-def test_dvc_experiment_trains_on_jax_in_bfloat16(project):
-    project.env["KERAS_BACKEND"] = "jax"
-    project.run("dvc", "exp", "run", "-n", "jax-bf16", "-S", "train.epochs=1",
-                "-S", "train.mixed_precision=bfloat16")
+def test_dvc_experiment_trains_on_jax_in_bfloat16(trained_project):
+    project = trained_project
+    project.env.update(KERAS_BACKEND="jax", XLA_FLAGS=XLA_FAST_COMPILE)
+    ran = project.run("dvc", "exp", "run", "-n", "jax-bf16", "-S", "train.epochs=1",
+                      "-S", "train.mixed_precision=bfloat16").stdout
+    assert "Running stage 'train'" in ran and "Running stage 'evaluate'" in ran, ran
     card = json.loads((project.path / "models" / "card.json").read_text())
     assert card["backend"] == "jax" and card["versions"]["jax"]
     assert card["train"]["mixed_precision"] == "bfloat16" and card["epochs"] == 1

@@ -1,22 +1,25 @@
 """End to end: DVC itself runs the five stages in a temporary git repo."""
 
+import hashlib
 import json
 import zipfile
+from pathlib import Path
 
 import h5py
 import pytest
 import tifffile
+from conftest import CACHE_FILES
 from test_runtime import BACKEND_LINE
 
 pytestmark = pytest.mark.slow
 
 
-def test_repro_runs_all_stages_then_nothing(project):
-    project.env = {k: v for k, v in project.env.items() if not k.startswith("TF_")}
-    first = project.run("dvc", "repro")
+def test_repro_runs_all_stages_then_nothing(trained_base, trained_project):
+    project, first = trained_project, trained_base.repro
     assert "Epoch 2/2" in first.stdout
     assert not BACKEND_LINE.search(first.stdout + first.stderr), "a quiet console: " + first.stderr
     for name in ("ingest", "prepare", "augment", "train", "evaluate"):
+        assert f"Running stage '{name}'" in first.stdout, name
         assert (project.path / "metrics" / f"{name}.json").exists(), name
     evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
     for key in ("iou", "seg", "dice", "pixel_error", "rand_error"):
@@ -34,7 +37,8 @@ def test_repro_runs_all_stages_then_nothing(project):
     assert "up to date" in status.stdout
     again = project.run("dvc", "repro")
     assert "Running stage" not in again.stdout
-    project.commit("results")
+    # trained_base committed the first repro's results with `git add -A`: nothing was left
+    # out, and the repro that ran nothing changed nothing either.
     assert project.run("git", "status", "--porcelain").stdout.strip() == ""
     assert {"offset_y", "offset_x"} <= evaluation.keys()
     post = json.loads((project.path / "models" / "postprocess.json").read_text())
@@ -88,10 +92,12 @@ def test_scaled_pipeline_trains_small_and_scores_at_full_size(project):
     assert 0.0 <= evaluation["seg"] <= 1.0
 
 
-def test_distance_head_trains_and_seeds_the_instances(project):
+def test_distance_head_trains_and_seeds_the_instances(trained_project):
+    project = trained_project
     project.set_params({"train": {"distance_weight": 1.0, "distance_clip": 8.0},
                         "postprocess": {"instances": "distance"}})
-    project.run("dvc", "repro")
+    ran = project.run("dvc", "repro").stdout
+    assert "Running stage 'train'" in ran and "Running stage 'evaluate'" in ran, ran
     card = json.loads((project.path / "models" / "card.json").read_text())
     assert card["train"]["distance_clip"] == 8.0 and "8 px" in card["channels"][2]
     post = json.loads((project.path / "models" / "postprocess.json").read_text())
@@ -103,3 +109,30 @@ def test_distance_head_trains_and_seeds_the_instances(project):
     assert masks and all(tifffile.imread(m).dtype == "uint16" for m in masks)
     evaluation = json.loads((project.path / "metrics" / "evaluate.json").read_text())
     assert 0.0 <= evaluation["seg"] <= 1.0 and evaluation["n_images"] == len(masks)
+
+
+def _digests(folder: Path) -> dict[Path, str]:
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_copy_of_the_trained_project_cannot_change_the_shared_one(trained_base,
+                                                                     trained_project):
+    base, copy = trained_base.project.path, trained_project.path
+    before = _digests(base)
+    cache = sorted(p for p in (copy / CACHE_FILES).rglob("*") if p.is_file())
+    outputs = sorted(p for folder in ("data", "models") for p in (copy / folder).rglob("*")
+                     if p.is_file())
+    assert cache and all(p.stat().st_nlink >= 2 for p in cache), "the cache is shared, not copied"
+    assert outputs and all(p.stat().st_nlink == 1 for p in outputs), "no output links to it"
+    for path in outputs:  # a stage that rewrites its outputs in place...
+        with path.open("r+b") as f:
+            f.write(b"\0" * 64)
+    trained_project.run("dvc", "commit", "--force")  # ...DVC caching them...
+    trained_project.run("dvc", "gc", "--workspace", "--force")  # ...and dropping the old ones
+    assert [p for p in cache if not p.exists()], "gc unlinked the old objects from the copy"
+    assert _digests(base) == before
+    for path in (base / CACHE_FILES).rglob("*"):
+        if path.is_file():
+            name = "".join(path.relative_to(base / CACHE_FILES).parts[1:]).removesuffix(".dir")
+            assert hashlib.md5(path.read_bytes()).hexdigest() == name, path

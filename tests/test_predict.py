@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-from conftest import TINY, Project, copy_project
+from conftest import TINY, Project, Trained, clone_project
 from PIL import Image
 
 from unetseg.images import read_png
@@ -18,13 +18,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Project:
-    """A tiny project after ``dvc repro``: models/ holds model.keras, card and post-processing."""
-    project = copy_project(tmp_path_factory.mktemp("predict") / "proj")
-    train = {**TINY["train"], "epochs": 3, "fixed_steps_per_epoch": 6}
-    project.set_params({**TINY, "train": train})
-    project.commit("tiny project")
-    project.run("dvc", "repro")
+def trained(tmp_path_factory, trained_base: Trained) -> Project:
+    """The tiny project trained a little longer (3 epochs of 6 steps) by ``dvc repro`` in a copy
+    of ``trained_base``, which re-runs train and evaluate only. models/ holds model.keras, card
+    and post-processing; data/predictions the masks evaluate wrote with them."""
+    project = clone_project(trained_base.project, tmp_path_factory.mktemp("predict") / "proj")
+    project.set_params({"train": {**TINY["train"], "epochs": 3, "fixed_steps_per_epoch": 6}})
+    ran = project.run("dvc", "repro").stdout
+    assert "Running stage 'train'" in ran and "Running stage 'evaluate'" in ran, ran
     return project
 
 
