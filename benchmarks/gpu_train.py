@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+if __name__ == "__main__":  # not when a test imports it: its subprocesses would inherit it
+    os.environ.setdefault("KERAS_BACKEND", "jax")
 from unetseg.runtime import configure_backend
 
 configure_backend()

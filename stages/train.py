@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     m, p = params.model, params.train
-    training_data = read_training_data(args.manifest)
     with TileReader(args.data) as store:
         prepared_with = recorded_prepare(store)
+    training_data = read_training_data(args.manifest)
     keras.utils.set_random_seed(p.seed)
     run_id = fingerprint(dataclasses.asdict(m), dataclasses.asdict(p), keras.backend.backend(),
                          files=(args.data,))

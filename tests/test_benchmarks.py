@@ -79,7 +79,9 @@ def test_conv_flops_count_the_paper_network():
     from unetseg.config import ModelParams, TrainParams
     from unetseg.train.fit import compiled_model
 
+    environ = dict(os.environ)
     conv_flops = runpy.run_path(str(ROOT / "benchmarks" / "gpu_train.py"))["conv_flops"]
+    assert dict(os.environ) == environ, "importing the benchmark leaves the environment alone"
     paper = compiled_model(ModelParams(depth=4, base_filters=64, tile_size=572), TrainParams())
     assert 31.0e6 < paper.count_params() < 31.1e6, "the paper's ~31 M parameters"
     assert 100e9 < conv_flops(paper) < 400e9

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY, Project, copy_project
+from conftest import Project
 
 from unetseg.images import normalize
 
@@ -22,29 +22,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.tensorflow]
 BIN = Path(sys.executable).parent
 
 
-def trained_project(folder: Path) -> Project:
-    """A tiny project after ``dvc repro``, committed (a session-wide fixture can replace it)."""
-    project = copy_project(folder)
-    project.set_params(TINY)
-    project.commit("tiny project")
-    project.run("dvc", "repro")
-    project.commit("trained")
-    return project
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Project:
-    return trained_project(tmp_path_factory.mktemp("export") / "proj")
-
-
 def _bioimageio_test(project: Project, package: Path) -> subprocess.CompletedProcess:
     """``bioimageio test`` (the CLI of bioimageio.core), as a consumer runs it."""
     return project.run(str(BIN / "bioimageio"), "test", str(package), check=False)
 
 
-def test_the_trained_model_exports_to_a_package_bioimageio_test_passes(trained, tmp_path):
+def test_the_trained_model_exports_to_a_package_bioimageio_test_passes(trained_project, tmp_path):
     import keras
     import onnxruntime
+
+    trained = trained_project
 
     sample = sorted((trained.path / "data/ingested/test/images").glob("*.png"))[0]
     package = tmp_path / "unetseg-model.zip"
@@ -78,7 +65,8 @@ def test_the_trained_model_exports_to_a_package_bioimageio_test_passes(trained, 
     assert np.abs(ours - np.load(unpacked / "test_output.npy")).max() <= 1e-5
 
 
-def test_the_model_folder_is_a_registered_artifact(trained, tmp_path):
+def test_the_model_folder_is_a_registered_artifact(trained_project, tmp_path):
+    trained = trained_project
     trained.run(str(BIN / "gto"), "register", "unetseg-model", "--version", "v0.1.0")
     shown = trained.run(str(BIN / "gto"), "show").stdout
     assert "unetseg-model" in shown and "v0.1.0" in shown

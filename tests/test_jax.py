@@ -96,6 +96,10 @@ def test_jax_trained_model_predicts_the_same_on_tensorflow(tmp_path):
 
 
 def _tiny_store(path: Path, n: int = 12, in_size: int = 44, out_size: int = 4) -> None:
+    """A tile store at ``path`` and, beside it, the ingest manifest the train stage reads."""
+    manifest = {"source": "synthetic", "layout": "synthetic", "annotations": "gt",
+                "protocol": "random", "pairs": [{"split": "train"}] * n}
+    path.with_name("manifest.json").write_text(json.dumps(manifest))
     rng = np.random.default_rng(1)
     with TileWriter(path, n, in_size, out_size, {"prepare": asdict(PrepareParams())}) as writer:
         writer.append(rng.random((n, in_size, in_size), dtype=np.float32),
@@ -110,8 +114,9 @@ def _stage_code(folders: list[str]) -> str:
         for folder in {folders!r}:
             os.chdir(folder)
             sys.argv = ["train.py", "--params", "params.yaml", "--data", "../tiles.h5",
-                        "--model", "model.keras", "--card", "card.json",
-                        "--metrics", "train.json", "--live", "live", "--checkpoint", "ckpt"]
+                        "--manifest", "../manifest.json", "--model", "model.keras",
+                        "--card", "card.json", "--metrics", "train.json", "--live", "live",
+                        "--checkpoint", "ckpt"]
             try:
                 runpy.run_path({str(ROOT / "stages" / "train.py")!r}, run_name="__main__")
             except SystemExit as stop:
