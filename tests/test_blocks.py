@@ -47,6 +47,8 @@ def test_network_boxes_start_on_the_tile_grid_and_hold_every_tile_over_the_core(
     for core in layout.cores:
         box = layout.network_box(core)
         assert box[0] % step == 0 and box[2] % step == 0
+        assert box[1] in (shape[0], *range(0, shape[0], step))
+        assert box[3] in (shape[1], *range(0, shape[1], step))
         needed = tiles_over(whole, core).positions
         for axis, (lo, hi) in enumerate((box[:2], box[2:])):
             # Each tile reads [p - margin, p + out + margin): inside the box, or mirrored at

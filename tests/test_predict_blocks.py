@@ -32,19 +32,20 @@ pytestmark = pytest.mark.slow
 TILE = 60  # depth 2, valid: 60 -> 20
 
 
-def _folder(path: Path, model: keras.Model, post: PostprocessParams) -> Path:
+def _folder(path: Path, model: keras.Model, post: PostprocessParams, scale: float = 1.0) -> Path:
     path.mkdir(parents=True)
     model.save(path / "model.keras")
     m = ModelParams(depth=2, base_filters=4, tile_size=TILE, dropout=0.0)
-    write_card(path / CARD_FILE, network_card(m, TrainParams(), PrepareParams(),
+    write_card(path / CARD_FILE, network_card(m, TrainParams(),
+                                              PrepareParams(resample_factor=scale),
                                               backend=keras.backend.backend(), replicas=1,
                                               epochs=0))
     write_postprocess(path / POSTPROCESS_FILE, post, {})
     return path
 
 
-@pytest.fixture(scope="module")
-def unet(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=[1.0, 0.5], ids=["full", "resampled x0.5"])
+def unet(tmp_path_factory, request) -> Path:
     """A random-weight U-Net; at threshold 0.7 it finds some 600 small objects."""
     model = build_model("unet", depth=2, base_filters=4, padding="valid", dropout=0.0,
                         input_size=TILE)
@@ -52,7 +53,7 @@ def unet(tmp_path_factory) -> Path:
     model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32)
                        for w in model.get_weights()])
     return _folder(tmp_path_factory.mktemp("unet") / "model", model,
-                   PostprocessParams(threshold=0.7, min_size=5))
+                   PostprocessParams(threshold=0.7, min_size=5), request.param)
 
 
 @pytest.fixture(scope="module")

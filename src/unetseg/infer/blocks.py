@@ -10,8 +10,9 @@ once. Two reaches extend a core, clipped to the image:
   (paper Fig. 2: same tiles, same max-pool phase, same mirrored borders at the image's edges).
   Only the tiles that meet the core are predicted (:func:`unetseg.tiling.tiles_over`). With
   ``prepare.resample_factor == 1`` a block's probabilities therefore equal a whole-image pass
-  in its core; with another factor they equal it only up to interpolation at the block's
-  edge (the network grid is aligned where ``step / factor`` is a whole number of pixels);
+  in its core. With another factor the box also ends on the alignment, so that it resamples
+  onto the whole image's network grid; that is exact where ``step / factor`` and the image's
+  size times the factor are whole numbers, and otherwise off by a fraction of a pixel;
 - the **label overlap** (:meth:`BlockLayout.label_box`): the probabilities labelled around a
   core, ``overlap`` px on each side, so that every cell that meets the core lies whole in the
   labelled window (see :mod:`unetseg.infer.seams`).
@@ -109,11 +110,13 @@ class BlockLayout:
         return self.overlap - self.guard
 
     def network_box(self, core: Box) -> Box:
-        """The image pixels the network reads to predict ``core``; it starts aligned."""
+        """The image pixels the network reads to predict ``core``; it starts and ends on
+        multiples of :attr:`align` (or at the image's edge), so that a resampled box maps
+        onto the network grid as the whole image does."""
         y0, y1, x0, x1 = core
-        a = self.align
-        return ((max(y0 - self.context, 0) // a) * a, min(y1 + self.context, self.shape[0]),
-                (max(x0 - self.context, 0) // a) * a, min(x1 + self.context, self.shape[1]))
+        a, c = self.align, self.context
+        return ((max(y0 - c, 0) // a) * a, min(-(-(y1 + c) // a) * a, self.shape[0]),
+                (max(x0 - c, 0) // a) * a, min(-(-(x1 + c) // a) * a, self.shape[1]))
 
     def neighbours(self, core: Box) -> list[int]:
         """Indices (into :attr:`cores`) of the cores that ``core``'s label box reads."""

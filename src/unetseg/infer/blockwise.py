@@ -1,22 +1,29 @@
 """Segment an image too large to hold, block by block, as dask tasks.
 
-Four passes over the blocks of :class:`~unetseg.infer.blocks.BlockLayout`, each a list of
-independent tasks (:class:`~unetseg.infer.cluster.Runner`), with only small results coming
-back to the client:
+Four passes over the blocks of :class:`~unetseg.infer.blocks.BlockLayout`, as dask tasks
+(:class:`~unetseg.infer.cluster.Runner`) with only small results coming back to the client:
 
 0. **levels**: per-block histograms (after the same conversion to 8/16 bit as a whole image
-   gets, :func:`unetseg.images.as_frame`, with the whole image's minimum and maximum) summed
-   into the exact normalisation percentiles (:func:`unetseg.images.histogram_percentiles`);
+   gets, :func:`unetseg.images.as_frame`, with the whole image's minimum and maximum, and the
+   card's resampling) summed into the exact normalisation percentiles
+   (:func:`unetseg.images.histogram_percentiles`);
 1. **predict**: each block's network context is read, normalised with those levels and
    predicted where its core needs it; the core's probabilities go to a scratch Zarr store;
 2. **label**: each block labels its core plus the label overlap of probabilities and paints
-   its core with cell keys (:mod:`unetseg.infer.seams`); it returns the keys it owns;
+   its core with cell keys (:mod:`unetseg.infer.seams`); it returns the keys it owns. Passes
+   1 and 2 are one graph: a label task waits only for the blocks it reads, so labelling
+   (numpy, one core) overlaps the network (all cores);
 3. **number**: the client sorts the keys into global numbers (uint16, or uint32 beyond
    65,535 cells) and each block rewrites its core with them, into the OME-Zarr output
    or a scratch store streamed into a tiled TIFF.
 
 No process holds the whole image: a task holds a block and its margins, the client holds the
-cells' keys (8 bytes a cell) and, for TIFF output, one band of blocks. Scratch stores live in
+cells' keys (8 bytes a cell) and, for TIFF output, one band of blocks. Every task writes only
+its own core's chunks, so a task that a cluster runs twice writes the same bytes twice.
+
+The probabilities equal a whole-image pass up to float rounding of differently batched
+tiles (~1e-7), and with ``instances: components`` so do the labels; with resampling, where
+the block alignment is exact (:mod:`unetseg.infer.blocks`). Scratch stores live in
 a hidden folder beside the output (so that workers on a shared file system reach them) and
 are removed at the end; outputs appear complete or not at all (:func:`unetseg.files.atomic_path`).
 """
@@ -29,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from unetseg.config import PostprocessParams
 from unetseg.errors import InputError
@@ -44,6 +52,7 @@ from unetseg.lazyimages import (
     open_level0,
     write_tiled_tiff,
 )
+from unetseg.prepare.resampling import resample_image
 from unetseg.train.card import ModelCard
 
 DEFAULT_BLOCK = 2048
@@ -62,6 +71,7 @@ class BlockJob:
     image: LazyImage
     layout: BlockLayout
     scratch: Path
+    scale: float = 1.0
     frame_range: tuple[float, float] | None = None
     levels: tuple[float, float] | None = None
     distance: bool = False
@@ -128,12 +138,20 @@ def _frame(job: BlockJob, box: Box) -> np.ndarray:
     return gray if job.frame_range is None else as_frame(gray, *job.frame_range)
 
 
-def _histogram_task(box: Box, job: BlockJob) -> np.ndarray:
-    frame = _frame(job, box)
+def _histogram_task(core: Box, job: BlockJob) -> np.ndarray:
+    """Pixel counts of a core as the network's normalisation sees it: resampled, when the card
+    resamples (from the core's network box, so that its pixels are the whole image's)."""
+    if job.scale == 1:
+        frame = _frame(job, core)
+    else:
+        box = job.layout.network_box(core)
+        net = [round(v * job.scale) - round(o * job.scale)
+               for v, o in zip(core, (box[0], box[0], box[2], box[2]), strict=True)]
+        frame = resample_image(_frame(job, box), job.scale)[box_slices(tuple(net))]
     return np.bincount(frame.ravel(), minlength=256 if frame.dtype == np.uint8 else 65536)
 
 
-def _scratch(job: BlockJob, name: str, mode: str = "r+"):  # noqa: ANN202 - a zarr.Array
+def _scratch(job: BlockJob, name: str, mode: str = "r+") -> zarr.Array:
     return open_level0(job.scratch / name, mode)
 
 
@@ -227,7 +245,8 @@ def segment_blockwise(image: LazyImage, target: Path, *, model_dir: Path, card: 
     probability = probability.absolute() if probability is not None else None
     with scratch_folder(target) as scratch:
         job = BlockJob(Path(model_dir).resolve(), postprocess, batch_size, image, layout,
-                       scratch, distance=postprocess.instances == "distance")
+                       scratch, card.prepare.resample_factor,
+                       distance=postprocess.instances == "distance")
         job = _levels(job, runner)
         for name in ("prob", "distance")[: 1 + job.distance]:
             create_ome_zarr(scratch / name, layout.shape, layout.block, np.float32,
