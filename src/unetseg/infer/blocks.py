@@ -105,6 +105,14 @@ class BlockLayout:
         return block_boxes(self.shape, self.block)
 
     @property
+    def chunk(self) -> int:
+        """Zarr chunk size: the block, or the largest divisor of it not above 1024 px (and not
+        below 256), so that each block writes whole chunks and a reader decodes less."""
+        sizes = [self.block // k for k in range(1, self.block // 256 + 1)
+                 if self.block % k == 0 and self.block // k <= 1024]
+        return sizes[0] if sizes else self.block
+
+    @property
     def max_cell(self) -> int:
         """Largest extent (height or width, px) of a cell labelled whole across seams."""
         return self.overlap - self.guard

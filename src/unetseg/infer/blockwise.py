@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,9 @@ DEFAULT_BLOCK = 2048
 """Core size in px: a block and its margins stay well under 1 GB of working memory."""
 DEFAULT_OVERLAP = 256
 """Label overlap in px: cells up to ``256 - guard`` px across are labelled whole across seams."""
+_LABELLING = threading.Lock()
+"""One labelling at a time per process: it holds the GIL most of its time, so a second one
+in another thread would only add its memory (some 300 MB for a default block)."""
 
 
 @dataclass(frozen=True)
@@ -174,11 +178,14 @@ def _label_task(core: Box, job: BlockJob, *_predicted: None) -> tuple[np.ndarray
     with cell keys (scratch ``local``)."""
     box = job.layout.label_box(core)
     prob = np.asarray(_scratch(job, "prob", "r")[box_slices(box)])
-    channels = [prob] + ([np.asarray(_scratch(job, "distance", "r")[box_slices(box)])]
-                         if job.distance else [])
-    labels = label_maps(np.stack(channels, axis=-1), job.postprocess)
-    cells = block_cells(labels, prob > job.postprocess.threshold, box, core, job.layout.shape,
-                        job.layout.max_cell)
+    maps = prob[..., None]
+    if job.distance:
+        distance = np.asarray(_scratch(job, "distance", "r")[box_slices(box)])
+        maps = np.stack([prob, distance], axis=-1)
+    with _LABELLING:
+        labels = label_maps(maps, job.postprocess)
+        cells = block_cells(labels, prob > job.postprocess.threshold, box, core,
+                            job.layout.shape, job.layout.max_cell)
     _scratch(job, "local")[box_slices(core)] = cells.local
     return cells.keys, cells.owned, cells.pieces
 
@@ -249,9 +256,9 @@ def segment_blockwise(image: LazyImage, target: Path, *, model_dir: Path, card: 
                        distance=postprocess.instances == "distance")
         job = _levels(job, runner)
         for name in ("prob", "distance")[: 1 + job.distance]:
-            create_ome_zarr(scratch / name, layout.shape, layout.block, np.float32,
+            create_ome_zarr(scratch / name, layout.shape, layout.chunk, np.float32,
                             labels=False, name=probability.name if probability else name)
-        create_ome_zarr(scratch / "local", layout.shape, layout.block, np.uint32, labels=True)
+        create_ome_zarr(scratch / "local", layout.shape, layout.chunk, np.uint32, labels=True)
         cores = layout.cores
         predicted = runner.tasks("unetseg-predict-block", _predict_task, cores, job)
         cells = runner.compute(runner.tasks(
@@ -266,14 +273,14 @@ def segment_blockwise(image: LazyImage, target: Path, *, model_dir: Path, card: 
         if probability is not None:
             _publish(scratch / "prob", probability)
         if target.suffix.lower() == ".tif":
-            create_ome_zarr(scratch / "labels", layout.shape, layout.block, dtype, labels=True,
+            create_ome_zarr(scratch / "labels", layout.shape, layout.chunk, dtype, labels=True,
                             name=target.name)
             runner.map("unetseg-number-block", _number_task, list(zip(cores, luts, strict=True)),
                        job, scratch / "labels")
             _publish(scratch / "labels", target)
         else:
             with atomic_path(target) as tmp:
-                create_ome_zarr(tmp, layout.shape, layout.block, dtype, labels=True,
+                create_ome_zarr(tmp, layout.shape, layout.chunk, dtype, labels=True,
                                 name=target.name)
                 runner.map("unetseg-number-block", _number_task,
                            list(zip(cores, luts, strict=True)), job, tmp)
