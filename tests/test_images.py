@@ -76,9 +76,18 @@ def test_write_tif_is_zlib_uint16_without_metadata(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back, labels)
 
 
-def test_write_tif_refuses_ids_beyond_16_bit(tmp_path: Path) -> None:
+def test_write_tif_goes_32_bit_beyond_65535_and_refuses_beyond_32(tmp_path: Path) -> None:
+    labels = np.array([[0, 65535], [65536, 2**32 - 1]], np.int64)
+    write_tif(tmp_path / "x.tif", labels)
+    back = read_image(tmp_path / "x.tif")
+    assert back.dtype == np.uint32
+    np.testing.assert_array_equal(back, labels)
+    write_tif(tmp_path / "y.tif", np.minimum(labels, 65535))
+    assert read_image(tmp_path / "y.tif").dtype == np.uint16
     with pytest.raises(ValueError):
-        write_tif(tmp_path / "x.tif", np.full((3, 3), 70000, np.int32))
+        write_tif(tmp_path / "z.tif", np.full((3, 3), 2**32, np.int64))
+    with pytest.raises(ValueError):
+        write_tif(tmp_path / "z.tif", np.full((3, 3), -1, np.int32))
 
 
 def test_read_image_lzw_tiff_and_png(tmp_path: Path, ramp: np.ndarray) -> None:

@@ -172,10 +172,13 @@ def test_deterministic_and_consecutive() -> None:
         np.testing.assert_array_equal(np.unique(a), np.arange(a.max() + 1))
 
 
-def test_too_many_objects_and_bad_arguments() -> None:
+def test_more_than_65535_objects_give_uint32_labels_and_bad_arguments_fail() -> None:
     checker = (np.indices((512, 512)).sum(axis=0) % 2).astype(np.float32)  # 131072 isolated px
-    with pytest.raises(ValueError, match="65535"):
-        label_instances(checker, min_size=0)
+    many = label_instances(checker, min_size=0, border_px=0)
+    assert many.dtype == np.uint32 and many.max() == 131072
+    np.testing.assert_array_equal(many > 0, checker > 0.5)
+    assert label_instances(checker[:256], min_size=0).dtype == np.uint32  # 65536 objects
+    assert label_instances(checker[:255], min_size=0).dtype == np.uint16  # 65280
     with pytest.raises(ValueError, match="shape"):
         label_instances(np.zeros((2, 4, 4), np.float32))
     with pytest.raises(ValueError, match="method"):

@@ -6,7 +6,11 @@ import pytest
 from unetseg.config import ModelParams, PostprocessParams, PrepareParams, TrainParams
 from unetseg.data.synthetic import generate
 from unetseg.errors import InputError
+from unetseg.images import histogram_percentiles
+from unetseg.infer.blocks import box_slices, inner
+from unetseg.infer.blockwise import block_layout
 from unetseg.infer.segmenter import Segmenter
+from unetseg.prepare.resampling import resample_image
 from unetseg.tiling import input_size_for
 from unetseg.train.card import network_card
 from unetseg.train.models import build_model
@@ -86,3 +90,34 @@ def test_bad_images_and_mismatched_models_are_refused():
         Segmenter(_segmenter(distance=4.0).model, seg.card, seg.postprocess)
     with pytest.raises(InputError, match="batch size"):
         Segmenter(seg.model, seg.card, seg.postprocess, batch_size=0)
+
+
+BLOCK_VARIANTS = {  # segmenter options, largest allowed |block - whole| of the maps
+    "valid": ({}, 1e-6),
+    "same padding (blended tiles)": ({"padding": "same"}, 1e-6),
+    "label offset": ({"label_offset_y": -0.6, "label_offset_x": 0.2}, 1e-6),
+    "distance head": ({"distance": 8.0, "instances": "distance"}, 1e-5),
+    "resampled x0.5": ({"scale": 0.5}, 1e-6),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(BLOCK_VARIANTS))
+def test_blocks_predicted_with_their_context_equal_the_whole_image(variant):
+    """What the block-wise command does per block (infer/blockwise._predict_task), here in
+    memory, equals the whole image up to float rounding, resampled too (step / scale and the
+    image's size x scale are whole numbers here)."""
+    options, atol = BLOCK_VARIANTS[variant]
+    seg = _segmenter(**options)
+    image = generate(1, 360, 380, 30, 0)[0].image
+    whole = seg.maps(image)
+    work = resample_image(image, seg.card.prepare.resample_factor)  # as blockwise's levels pass
+    levels = histogram_percentiles(np.bincount(work.ravel()))
+    layout = block_layout(image.shape, seg.card, seg.postprocess, block=64)
+    blocks = np.full_like(whole, np.nan)
+    for core in layout.cores:
+        box = layout.network_box(core)
+        assert box != (0, image.shape[0], 0, image.shape[1])  # a real sub-image
+        c = inner(core, box)
+        blocks[box_slices(core)] = seg.maps(image[box_slices(box)], levels=levels,
+                                            within=c)[box_slices(c)]
+    assert np.abs(blocks - whole).max() <= atol

@@ -42,9 +42,33 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
-def _remove_stale(target: Path) -> None:
+@contextlib.contextmanager
+def scratch_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new hidden folder beside ``target`` for work files; it is removed on exit.
+
+    Work files of a killed earlier run for the same ``target`` are removed first, and folders
+    made for it are removed again if they stay empty (``target`` was not written). Beside the
+    output rather than in ``/tmp``, so that it has the output's room and, on a cluster, is
+    seen by every worker that sees the output.
+    """
+    target = Path(target)
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(target, ".scratch")
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".scratch",
+                                   dir=target.parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in made:  # the folders made for it, if nothing else went there
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
+def _remove_stale(target: Path, suffix: str = ".tmp") -> None:
     """Delete temporaries that a killed earlier run left beside ``target``."""
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+    for stale in target.parent.glob(f".{target.name}.*{suffix}"):
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
         else:

@@ -25,6 +25,10 @@ IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png")
 MAX_BYTES = 2**31
 """Largest decoded image accepted (2 GiB); a damaged header must not trigger a huge allocation."""
 
+MAX_LABEL16 = 65535
+"""Most objects a 16-bit mask holds: the Cell Tracking Challenge's result masks are 16-bit."""
+MAX_LABEL32 = 2**32 - 1
+
 
 def _reason(err: BaseException) -> str:
     text = getattr(err, "strerror", None) or str(err)
@@ -32,10 +36,16 @@ def _reason(err: BaseException) -> str:
     return line or type(err).__name__
 
 
-def _frame_shape(path: str | os.PathLike[str], shape: tuple[int, ...],
-                 colour: bool = False) -> tuple[int, ...]:
+def frame_shape(path: str | os.PathLike[str], shape: tuple[int, ...],
+                colour: bool = False) -> tuple[int, ...]:
     """``shape`` without singleton leading/trailing axes; it must be a non-empty ``(Y, X)``
-    (or, with ``colour``, ``(Y, X, C)`` with 2-4 channels)."""
+    (or, with ``colour``, ``(Y, X, C)`` with 2-4 channels).
+
+    Raises
+    ------
+    InputError
+        ``"<path>: image is a 3-D array (shape ...)..."`` and the like, naming ``path``.
+    """
     while len(shape) > 2 and shape[0] == 1:
         shape = shape[1:]
     while len(shape) > 2 and shape[-1] == 1:
@@ -60,7 +70,7 @@ def _tiff_series(path: Path, tif: tifffile.TiffFile, colour: bool) -> tifffile.T
         raise InputError(f"{path}: file holds {len(tif.series)} images; expected one 2-D frame")
     series = tif.series[0]
     shape = tuple(int(n) for n in series.shape)
-    _frame_shape(path, shape, colour)
+    frame_shape(path, shape, colour)
     if int(np.prod(shape)) * np.dtype(series.dtype).itemsize > MAX_BYTES:
         raise InputError(f"{path}: image of shape {shape} is larger than 2 GiB")
     return series
@@ -118,7 +128,7 @@ def read_image(path: str | os.PathLike[str], colour: bool = False) -> np.ndarray
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise InputError(f"{path}: unsupported pixel type {array.dtype}")
-    shape = _frame_shape(path, tuple(array.shape), colour)
+    shape = frame_shape(path, tuple(array.shape), colour)
     return array.reshape(shape).astype(array.dtype.newbyteorder("="), copy=False)
 
 
@@ -148,7 +158,7 @@ def probe_image(path: str | os.PathLike[str], colour: bool = False) -> tuple[int
         raise
     except Exception as err:  # noqa: BLE001 - decoders raise many types on malformed input
         raise InputError(f"{path}: cannot read image: {_reason(err)}") from None
-    return _frame_shape(path, shape, colour)
+    return frame_shape(path, shape, colour)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -228,6 +238,26 @@ def check_image(path: str | os.PathLike[str], array: np.ndarray) -> np.ndarray:
     lo, hi = array.min(), array.max()
     if lo == hi:
         raise InputError(f"{path}: image is constant (every pixel is {lo}); not a usable frame")
+    return as_frame(array, lo, hi)
+
+
+def as_frame(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The ``uint8``/``uint16`` frame that :func:`check_image` makes of ``array``.
+
+    ``lo`` and ``hi`` are the minimum and maximum of the whole image ``array`` belongs to, so
+    that the blocks of a huge image are converted as the whole image would be.
+
+    Parameters
+    ----------
+    array : ``(Y, X)`` real image (or a block of one).
+    lo, hi : the whole image's minimum and maximum (``lo < hi``).
+
+    Returns
+    -------
+    ``(Y, X)`` ``uint8`` or ``uint16``: 8/16-bit pass unchanged, boolean becomes 0/255, other
+    integers within ``0..65535`` are cast, anything else is rescaled from ``[lo, hi]`` to
+    ``[0, 65535]``.
+    """
     if array.dtype in (np.uint8, np.uint16):
         return array
     if array.dtype == np.bool_:
@@ -301,29 +331,36 @@ def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
 
 
 def write_tif(path: str | os.PathLike[str], labels: np.ndarray) -> None:
-    """Save ``(Y, X)`` instance labels as a zlib-compressed 16-bit TIFF (CTC ``maskTTT.tif``).
+    """Save ``(Y, X)`` instance labels as a zlib-compressed TIFF (CTC ``maskTTT.tif``).
 
-    No metadata, software tag or timestamp is written: equal labels give equal bytes.
-    Parent folders are created.
+    16-bit while the ids fit (``0..65535``), 32-bit beyond. No metadata, software tag or
+    timestamp is written: equal labels give equal bytes. Parent folders are created.
 
     Raises
     ------
     ValueError
-        When ``labels`` is not 2-D or has ids outside ``0..65535``.
+        When ``labels`` is not 2-D integers or has ids outside ``0..2**32 - 1``.
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype.kind not in "biu":
         raise ValueError(f"expected 2-D integer labels, got {labels.dtype} {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 65535):
-        raise ValueError("label ids must lie in 0..65535 for a 16-bit TIFF")
+    top = int(labels.max()) if labels.size else 0
+    if labels.size and (labels.min() < 0 or top > MAX_LABEL32):
+        raise ValueError(f"label ids must lie in 0..{MAX_LABEL32} for a TIFF")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, labels.astype(np.uint16), compression="zlib", photometric="minisblack",
-                     metadata=None, software=False)
+    tifffile.imwrite(path, labels.astype(label_dtype(top)), compression="zlib",
+                     photometric="minisblack", metadata=None, software=False)
+
+
+def label_dtype(n_objects: int) -> np.dtype:
+    """``uint16`` for up to 65,535 objects, ``uint32`` beyond: the dtype of every label file."""
+    return np.dtype(np.uint16 if n_objects <= MAX_LABEL16 else np.uint32)
 
 
 def write_mask(path: str | os.PathLike[str], labels: np.ndarray) -> None:
-    """Save ``(Y, X)`` instance labels as 16-bit TIFF or PNG, by ``path``'s suffix, atomically.
+    """Save ``(Y, X)`` instance labels as a TIFF (16- or 32-bit, :func:`write_tif`) or a 16-bit
+    PNG, by ``path``'s suffix, atomically.
 
     The file appears complete or not at all (written to a temporary name, then renamed).
     """
@@ -350,12 +387,51 @@ NORMALIZE_PERCENTILES = (1.0, 99.8)
 
 
 def normalize(image: np.ndarray, low: float = NORMALIZE_PERCENTILES[0],
-              high: float = NORMALIZE_PERCENTILES[1]) -> np.ndarray:
+              high: float = NORMALIZE_PERCENTILES[1], *,
+              levels: tuple[float, float] | None = None) -> np.ndarray:
     """Percentile-normalise a ``(Y, X)`` image to float32, ~[0, 1] between the percentiles.
 
     Robust to 8/16-bit sources and outliers (the CSBDeep/StarDist convention). Training,
-    inference and overlays all use it.
+    inference and overlays all use it. ``levels`` gives the two percentile values instead of
+    computing them from ``image``: a block of a huge image is normalised as the whole image
+    (see :func:`histogram_percentiles`).
     """
     image = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(image, [low, high])
+    lo, hi = np.percentile(image, [low, high]) if levels is None else np.asarray(levels, np.float64)
     return ((image - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)
+
+
+def histogram_percentiles(counts: np.ndarray, percentiles: tuple[float, float]
+                          = NORMALIZE_PERCENTILES) -> tuple[float, float]:
+    """The values ``np.percentile`` gives for an integer image, from the image's histogram.
+
+    Sums of block histograms give the percentiles of an image too large to hold, bit for bit
+    as :func:`normalize` computes them on the whole image (linear interpolation between the
+    two order statistics around rank ``(n - 1) * q``, in numpy's arithmetic).
+
+    Parameters
+    ----------
+    counts : ``(V,)`` integer pixel counts of the values ``0..V-1`` (``np.bincount``).
+    percentiles : in [0, 100].
+
+    Returns
+    -------
+    The percentiles as float64, one per entry of ``percentiles``.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    if n == 0:
+        raise ValueError("empty histogram")
+    q = np.true_divide(np.asarray(percentiles, dtype=np.float64), 100)
+    virtual = (n - 1) * q
+    below = np.floor(virtual)
+    gamma = virtual - below
+    below = np.minimum(below, n - 1).astype(np.int64)
+    above = np.minimum(below + 1, n - 1)
+    a = np.searchsorted(cumulative, below, side="right").astype(np.float32)
+    b = np.searchsorted(cumulative, above, side="right").astype(np.float32)
+    diff = b - a
+    out = a + diff * gamma
+    out = np.where(gamma >= 0.5, b - diff * (1 - gamma), out)
+    return tuple(float(v) for v in out)  # type: ignore[return-value]

@@ -125,6 +125,19 @@ def tile_grid(image_shape: tuple[int, int], in_size: int, out_size: int, step: i
     return TileGrid(in_size, out_size, positions, (int(image_shape[0]), int(image_shape[1])))
 
 
+def tiles_over(grid: TileGrid, box: tuple[int, int, int, int]) -> TileGrid:
+    """The tiles of ``grid`` whose output window meets ``box = (y0, y1, x0, x1)`` (end-exclusive).
+
+    Those are all the tiles a pixel of ``box`` gets its prediction from, in the grid's order,
+    so stitching only them gives ``box`` the values the whole grid gives it: the block-wise
+    prediction of a huge image predicts each block's core and not its context.
+    """
+    y0, y1, x0, x1 = box
+    p, s = grid.positions, grid.out_size
+    keep = (p[:, 0] < y1) & (p[:, 0] + s > y0) & (p[:, 1] < x1) & (p[:, 1] + s > x0)
+    return TileGrid(grid.in_size, grid.out_size, p[keep], grid.image_shape)
+
+
 def mirror_pad(array: np.ndarray, grid: TileGrid) -> np.ndarray:
     """Pad a ``(Y, X)`` array by mirroring (paper Fig. 2) so every input window fits.
 
@@ -183,11 +196,13 @@ class Stitcher:
             self._weight[y: y + s, x: x + s] += self.window
 
     def result(self) -> np.ndarray:
-        """The ``(Y, X, C)`` float32 stitched prediction, cropped to the image."""
+        """The ``(Y, X, C)`` float32 stitched prediction, cropped to the image (0 where no tile
+        lies)."""
         h, w = self.grid.image_shape
         out = self._sum[:h, :w]
         if self._weight is not None:
-            out = out / self._weight[:h, :w, None]
+            weight = self._weight[:h, :w, None]
+            out = np.divide(out, weight, out=np.zeros_like(out), where=weight > 0)
         return out
 
 

@@ -8,14 +8,18 @@ turns the probability into labels and grows each object back over the gap.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import ndimage
 from skimage.morphology import h_maxima
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
-MAX_LABEL = np.iinfo(np.uint16).max
+from unetseg.images import label_dtype
+
+if TYPE_CHECKING:
+    from unetseg.config import PostprocessParams
+
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _EIGHT = ndimage.generate_binary_structure(2, 2)
 
@@ -184,16 +188,16 @@ def label_instances(
     Returns
     -------
     np.ndarray
-        ``(Y, X)`` uint16 instance labels, 0 = background, objects 1..n in
-        the raster order of their seeds. Deterministic.
+        ``(Y, X)`` instance labels, 0 = background, objects 1..n in the raster
+        order of their seeds; uint16 for up to 65,535 objects, uint32 beyond
+        (:func:`unetseg.images.label_dtype`). Deterministic.
 
     Raises
     ------
     ValueError
         If ``prob`` is not 2-D, ``method`` or ``into`` is unknown, ``min_size`` or
         ``border_px`` is negative, ``neck_ratio`` is outside
-        (0, 1], ``"distance"`` lacks a ``distance`` of ``prob``'s shape, or more
-        than 65535 objects remain.
+        (0, 1], or ``"distance"`` lacks a ``distance`` of ``prob``'s shape.
     """
     prob = np.asarray(prob)
     if prob.ndim != 2:
@@ -226,8 +230,26 @@ def label_instances(
         labels = _fill_holes(labels)
     labels, _, _ = relabel_sequential(labels)
     n = int(labels.max()) if labels.size else 0
-    if n > MAX_LABEL:
-        raise ValueError(f"{n} objects found, more than the {MAX_LABEL} a uint16 mask can hold")
     if border_px > 0:
         labels = _grow(labels, border_px, into)
-    return labels.astype(np.uint16)
+    return labels.astype(label_dtype(n), copy=False)
+
+
+def label_maps(maps: np.ndarray, postprocess: PostprocessParams) -> np.ndarray:
+    """Instance labels of a :meth:`~unetseg.infer.segmenter.Segmenter.maps` output, by the
+    post-processing's rules (:func:`label_instances`).
+
+    Parameters
+    ----------
+    maps : ``(Y, X, K)`` float32: the cell probability, then (``K = 2``) the distance head's.
+    postprocess : threshold, instances, min_size, grow_into_gaps_px, neck_ratio, fill_holes.
+
+    Returns
+    -------
+    ``(Y, X)`` uint16 labels (uint32 beyond 65,535 objects).
+    """
+    p = postprocess
+    return label_instances(maps[..., 0], threshold=p.threshold, min_size=p.min_size,
+                           method=p.instances, border_px=p.grow_into_gaps_px,
+                           neck_ratio=p.neck_ratio, fill_holes=p.fill_holes,
+                           distance=maps[..., 1] if p.instances == "distance" else None)

@@ -21,11 +21,11 @@ import numpy as np
 from unetseg.config import PostprocessParams
 from unetseg.errors import InputError
 from unetseg.images import normalize
-from unetseg.infer.instances import label_instances
+from unetseg.infer.instances import label_maps
 from unetseg.infer.model_folder import read_model_folder, with_overrides
 from unetseg.infer.overlap import predict_maps
 from unetseg.prepare.resampling import resample_image, resize_probability, scaled_shape, shift_map
-from unetseg.tiling import TileGrid, tile_grid
+from unetseg.tiling import TileGrid, tile_grid, tiles_over
 from unetseg.train.card import WEIGHTS_FILE, ModelCard
 
 
@@ -100,12 +100,17 @@ class Segmenter:
         return tile_grid(scaled_shape(shape, c.prepare.resample_factor), c.model.tile_size,
                          c.out_size, c.step)
 
-    def maps(self, image: np.ndarray) -> np.ndarray:
+    def maps(self, image: np.ndarray, *, levels: tuple[float, float] | None = None,
+             within: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Per-pixel network outputs of one whole image, on the image's own grid.
 
         Parameters
         ----------
         image : ``(Y, X)`` grayscale image of any real dtype (8/16-bit or float).
+        levels : the values that normalisation maps to 0 and 1 (default: the card's
+            percentiles of ``image``); a block of a huge image gets the whole image's.
+        within : ``(y0, y1, x0, x1)``, end-exclusive: predict only the tiles that this box
+            needs (:func:`~unetseg.tiling.tiles_over`); outside it the maps are not valid.
 
         Returns
         -------
@@ -115,15 +120,20 @@ class Segmenter:
         """
         image = _check_image(image)
         c, p = self.card, self.postprocess
-        work = normalize(resample_image(image, c.prepare.resample_factor), *c.normalize_percentiles)
-        maps = predict_maps(self.model, work, self.grid(image.shape), tta=p.tta,
-                            batch_size=self.batch_size, blend=c.model.padding == "same")
+        scale = c.prepare.resample_factor
+        work = normalize(resample_image(image, scale), *c.normalize_percentiles, levels=levels)
+        grid = self.grid(image.shape)
+        if within is not None:
+            grid = tiles_over(grid, _network_box(within, image.shape, work.shape,
+                                                 p.label_offset))
+        maps = predict_maps(self.model, work, grid, tta=p.tta, batch_size=self.batch_size,
+                            blend=c.model.padding == "same")
         del work
         out = np.empty((*image.shape, maps.shape[-1]), dtype=np.float32)
         for k in range(maps.shape[-1]):
             out[..., k] = shift_map(resize_probability(maps[..., k], image.shape), p.label_offset)
         if maps.shape[-1] > 1:
-            out[..., 1] *= c.distance_px / c.prepare.resample_factor
+            out[..., 1] *= c.distance_px / scale
         return out
 
     @overload
@@ -139,7 +149,8 @@ class Segmenter:
 
         Returns
         -------
-        labels : ``(Y, X)`` uint16, 0 = background, objects 1..n.
+        labels : ``(Y, X)`` uint16 (uint32 beyond 65,535 objects), 0 = background, objects
+            1..n.
         prob : ``(Y, X)`` float32 cell probability in [0, 1], with ``probability=True``.
         """
         maps = self.maps(image)
@@ -147,12 +158,27 @@ class Segmenter:
         return (labels, maps[..., 0]) if probability else labels
 
     def label(self, maps: np.ndarray) -> np.ndarray:
-        """Instance labels ``(Y, X)`` uint16 from :meth:`maps`' output, by the post-processing."""
-        p = self.postprocess
-        return label_instances(maps[..., 0], threshold=p.threshold, min_size=p.min_size,
-                               method=p.instances, border_px=p.grow_into_gaps_px,
-                               neck_ratio=p.neck_ratio, fill_holes=p.fill_holes,
-                               distance=maps[..., 1] if p.instances == "distance" else None)
+        """Instance labels ``(Y, X)`` from :meth:`maps`' output, by the post-processing: uint16,
+        or uint32 beyond 65,535 objects."""
+        return label_maps(maps, self.postprocess)
+
+
+def _network_box(box: tuple[int, int, int, int], shape: tuple[int, int],
+                 work_shape: tuple[int, ...], offset: tuple[float, float]) -> tuple[int, ...]:
+    """``box`` on the image grid → the box on the network's grid whose predictions it reads.
+
+    It grows by the label offset's reach (``shift_map``) and, when resampled, by the two
+    network pixels that the linear interpolation back to the image grid reads.
+    """
+    out = []
+    for axis, (a, b) in enumerate((box[:2], box[2:])):
+        reach = int(np.ceil(abs(offset[axis]))) + (1 if offset[axis] else 0)
+        a, b = a - reach, b + reach
+        ratio = work_shape[axis] / shape[axis]
+        if ratio != 1:
+            a, b = int(np.floor(a * ratio)) - 2, int(np.ceil(b * ratio)) + 2
+        out += [max(a, 0), min(b, work_shape[axis])]
+    return tuple(out)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
