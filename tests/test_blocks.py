@@ -126,7 +126,8 @@ def _layout(shape, block=64, overlap=48, grow=1):
 @pytest.mark.parametrize("grow,fill", [(1, True), (0, False), (2, True)])
 def test_components_stitched_across_seams_equal_the_whole_image_ids_included(grow, fill):
     prob = _disks((230, 300), 120, 0, seams=range(1, 4), block=64)
-    post = PostprocessParams(min_size=5, grow_into_gaps_px=grow, fill_holes=fill)
+    post = PostprocessParams(min_size=5, grow_into_gaps_px=grow, fill_holes=fill,
+                             instances="components")
     whole = label_maps(prob[..., None], post)
     stitched, numbering, pieces = _stitched(prob, _layout(prob.shape, overlap=64, grow=grow),
                                             post)
@@ -280,7 +281,7 @@ def model_folder(tmp_path) -> Path:
     m = ModelParams(depth=2, base_filters=4, tile_size=60, dropout=0.0)
     write_card(folder / CARD_FILE, network_card(m, TrainParams(), PrepareParams(),
                                                 backend="tensorflow", replicas=1, epochs=0))
-    write_postprocess(folder / POSTPROCESS_FILE, PostprocessParams(), {})
+    write_postprocess(folder / POSTPROCESS_FILE, PostprocessParams(grow_into_gaps_px=1), {})
     return folder
 
 

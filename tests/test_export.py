@@ -49,8 +49,9 @@ def model_folder(folder: Path, **card_args) -> Path:
     folder.mkdir(parents=True)
     model.save(folder / WEIGHTS_FILE)
     write_card(folder / CARD_FILE, card)
-    write_postprocess(folder / POSTPROCESS_FILE, PostprocessParams(threshold=0.4, min_size=5),
-                      SCORES)
+    post = PostprocessParams(threshold=0.4, min_size=5, instances="components",
+                             grow_into_gaps_px=1)
+    write_postprocess(folder / POSTPROCESS_FILE, post, SCORES)
     return folder
 
 

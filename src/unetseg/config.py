@@ -242,9 +242,9 @@ class TrainParams:
 
     lr: float = 1e-3
     """Learning rate, in (0, 10]."""
-    epochs: int = 12
+    epochs: int = 3
     """Epochs, >= 1."""
-    batch_size: int = 4
+    batch_size: int = 1
     """Tiles per batch, 1..4096."""
     seed: int = 0
     """Seed of the weights, the shuffling, dropout and the validation split."""
@@ -329,22 +329,22 @@ class PostprocessParams:
     only.
     """
 
-    threshold: float = 0.5
+    threshold: float = 0.4
     """Foreground probability cut-off, in (0, 1)."""
     min_size: int = 20
     """Objects smaller than this many pixels (at the images' own resolution, before growth) are
     dropped, >= 0.
     """
-    instances: Literal["components", "watershed", "distance"] = "components"
+    instances: Literal["components", "watershed", "distance"] = "watershed"
     """How the foreground becomes cells: `components` (4-connected components), `watershed` (also
     cut touching cells at narrow necks of the distance transform, see `neck_ratio`), `distance`
     (that watershed on the distance the head predicted; needs `train.distance_weight` > 0).
     """
-    grow_into_gaps_px: int = 1
+    grow_into_gaps_px: int = 2
     """Pixels by which cells grow into the gaps between them, undoing `prepare.separate_touching`'s
     gap, 0..16; 0 keeps them as thresholded (thin membranes, EM).
     """
-    neck_ratio: float = 0.5
+    neck_ratio: float = 0.4
     """`watershed` and `distance`: cut two regions only where their neck is at most this fraction of
     the thinner part's width, in (0, 1]; 1 keeps every marker's region.
     """
