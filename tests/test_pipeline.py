@@ -42,7 +42,7 @@ def test_repro_runs_all_stages_then_nothing(trained_base, trained_project):
     assert project.run("git", "status", "--porcelain").stdout.strip() == ""
     assert {"offset_y", "offset_x"} <= evaluation.keys()
     post = json.loads((project.path / "models" / "postprocess.json").read_text())
-    assert post["postprocess"]["threshold"] == 0.5 and post["scores"]["seg"] == evaluation["seg"]
+    assert post["postprocess"]["threshold"] == 0.4 and post["scores"]["seg"] == evaluation["seg"]
 
     project.set_params({"postprocess": {"threshold": 0.6, "min_size": 3}})
     retuned = project.run("dvc", "repro")

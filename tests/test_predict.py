@@ -69,10 +69,10 @@ def test_plain_images_with_every_option_match_the_api(trained, tmp_path):
     for name, image in (("rgb_a.png", first), ("rgb_b.png", second)):
         Image.fromarray(np.repeat(image[..., None], 3, axis=-1)).save(inputs / name)
     tifffile.imwrite(tmp_path / "single.tif", second.astype(np.uint16) * 200)
-    options = {"threshold": 0.4, "min_size": 5, "tta": True, "instances": "watershed"}
+    options = {"threshold": 0.5, "min_size": 5, "tta": True, "instances": "components"}
     result = _predict(trained, "models", str(inputs), str(tmp_path / "single.tif"), "--out",
-                      str(tmp_path / "X"), "--threshold", "0.4", "--min-size", "5", "--tta",
-                      "--instances", "watershed", "--batch-size", "3", "--probabilities",
+                      str(tmp_path / "X"), "--threshold", "0.5", "--min-size", "5", "--tta",
+                      "--instances", "components", "--batch-size", "3", "--probabilities",
                       "--overlays")
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]

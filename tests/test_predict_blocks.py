@@ -53,7 +53,9 @@ def unet(tmp_path_factory, request) -> Path:
     model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32)
                        for w in model.get_weights()])
     return _folder(tmp_path_factory.mktemp("unet") / "model", model,
-                   PostprocessParams(threshold=0.7, min_size=5), request.param)
+                   PostprocessParams(threshold=0.7, min_size=5, instances="components",
+                                     grow_into_gaps_px=1),
+                   request.param)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def threshold_net(tmp_path_factory) -> Path:
     model.layers[-1].set_weights([np.array([[[[-20.0, 20.0]]]], np.float32),
                                   np.array([10.0, -10.0], np.float32)])
     return _folder(tmp_path_factory.mktemp("threshold") / "model", model,
-                   PostprocessParams(min_size=5))
+                   PostprocessParams(min_size=5, instances="components"))
 
 
 def _disks(shape, n, seed, block):
