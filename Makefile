@@ -35,10 +35,10 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src stages tests benchmarks
-	$(BIN)/python -m pytest -q $(TEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 $(TEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow$(if $(TEST_ARGS), and not tensorflow)"
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 -m "not slow$(if $(TEST_ARGS), and not tensorflow)"
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done

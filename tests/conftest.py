@@ -8,12 +8,14 @@ one (``trained_project``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +64,7 @@ class Project:
         return _checked(result) if check else result
 
     def start(self, *args: str, logs: Path, env: dict[str, str] | None = None) -> Background:
-        """Start a command here and return at once; ``wait()`` then gives what ``run`` does."""
+        """Start a command here and return at once (its process is ``.proc``)."""
         return Background(list(args), self.path, self.env if env is None else env, logs)
 
     def set_params(self, overrides: dict) -> None:
@@ -93,15 +95,6 @@ class Background:
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err,
                                          text=True, start_new_session=True)
-
-    def wait(self, timeout: float = 900) -> subprocess.CompletedProcess:
-        """Its result once it has ended; like ``Project.run``, AssertionError if it failed."""
-        try:
-            code = self.proc.wait(timeout)
-        finally:
-            self.stop()
-        return _checked(subprocess.CompletedProcess(self.proc.args, code, self.out.read_text(),
-                                                    self.err.read_text()))
 
     def stop(self) -> None:
         """Kill it and whatever it started, if it still runs."""
@@ -165,23 +158,34 @@ def clone_project(base: Project, dest: Path) -> Project:
     return Project(dest)
 
 
-@dataclasses.dataclass(frozen=True)
-class Trained:
-    """The session's trained tiny project and what its one ``dvc repro`` printed."""
+# Run in the background by one test process: the first ``dvc repro`` of the tiny project, then
+# its results committed; "$1.code" appears (atomically) once both are done, with the exit code.
+_TRAIN_AND_COMMIT = (
+    'dvc repro >"$1.stdout" 2>"$1.stderr"; code=$?; '
+    'if [ $code -eq 0 ]; then git add -A && git commit -q -m results || code=$?; fi; '
+    'echo $code >"$1.code.tmp" && mv "$1.code.tmp" "$1.code"')
 
-    project: Project
-    repro: subprocess.CompletedProcess
+_TRAINING = pytest.StashKey[Background]()
 
 
-def _start_training(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Background]:
-    """The tiny project, committed, and its first ``dvc repro`` started (see trained_base)."""
-    folder = tmp_path_factory.mktemp("trained")
+def _trained_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's trained project lives: shared by all pytest-xdist workers of a run
+    (their base temporary folders are siblings), else in this session's own."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "trained"
+
+
+def _start_training_once(config: pytest.Config, folder: Path) -> None:
+    """Start the training in ``folder`` unless a process of this run already has: the one whose
+    ``mkdir`` succeeds trains, the others wait for its result (see trained_base)."""
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return
     proj = tiny_project(folder / "proj")
     env = {k: v for k, v in proj.env.items() if not k.startswith("TF_")}
-    return proj, proj.start("dvc", "repro", logs=folder / "repro", env=env)
-
-
-_TRAINING = pytest.StashKey[tuple[Project, Background]]()
+    config.stash[_TRAINING] = proj.start("sh", "-c", _TRAIN_AND_COMMIT, "sh",
+                                         str(folder / "repro"), logs=folder / "train", env=env)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -193,32 +197,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _training_starts_with_the_session(request: pytest.FixtureRequest,
                                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Start trained_base's ``dvc repro`` in the background as the session starts, when a
-    selected test needs it: it trains on the second core while the fast tests run (mostly one
-    process at a time), instead of holding up the first test that needs it. Killed at the
-    session's end if still running."""
+    selected test needs it: it trains while the fast tests run, instead of holding up the first
+    test that needs it. With pytest-xdist one worker trains it for all. At the session's end it
+    is waited for (another worker may still need it; it ends within minutes), then killed if it
+    still runs."""
     if any("trained_base" in item.fixturenames for item in request.session.items):
-        request.config.stash[_TRAINING] = _start_training(tmp_path_factory)
+        _start_training_once(request.config, _trained_folder(tmp_path_factory))
     yield
-    if _TRAINING in request.config.stash:
-        request.config.stash[_TRAINING][1].stop()
+    training = request.config.stash.get(_TRAINING, None)
+    if training is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            training.proc.wait(900 if "PYTEST_XDIST_WORKER" in os.environ else 0)
+        training.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """The session's trained tiny project and what its one ``dvc repro`` printed."""
+
+    project: Project
+    repro: subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="session")
 def trained_base(request: pytest.FixtureRequest,
                  tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """The tiny project trained once per session: every stage run by ``dvc repro``, committed.
+    """The tiny project trained once per test run: every stage run by ``dvc repro``, committed.
 
     Two commits: the tiny params, then the results (``dvc.lock``, metrics, plots). Nothing may
     run in ``trained_base.project`` afterwards: it is the template of every
-    ``trained_project``. ``repro`` is that first ``dvc repro``, in which every stage ran; it
-    ran without this conftest's ``TF_*`` variables, so its console is what a user sees. It was
-    started with the session (see ``_training_starts_with_the_session``).
+    ``trained_project``, in every xdist worker. ``repro`` is that first ``dvc repro``, in which
+    every stage ran; it ran without this conftest's ``TF_*`` variables, so its console is what
+    a user sees. It was started with the session (see ``_training_starts_with_the_session``).
     """
-    proj, training = (request.config.stash.get(_TRAINING, None)
-                      or _start_training(tmp_path_factory))
-    repro = training.wait()
-    proj.commit("results")
-    return Trained(proj, repro)
+    folder = _trained_folder(tmp_path_factory)
+    _start_training_once(request.config, folder)
+    code = folder / "repro.code"
+    deadline = time.monotonic() + 1800
+    while not code.exists():
+        training = request.config.stash.get(_TRAINING, None)
+        if (training is not None and training.proc.poll() is not None and not code.exists()) \
+                or time.monotonic() > deadline:
+            raise AssertionError(f"the shared training in {folder} ended without a result:\n"
+                                 + (folder / "train.stderr").read_text()[-3000:])
+        time.sleep(0.5)
+    repro = _checked(subprocess.CompletedProcess(
+        ["dvc", "repro"], int(code.read_text()), (folder / "repro.stdout").read_text(),
+        (folder / "repro.stderr").read_text()))
+    return Trained(Project(folder / "proj"), repro)
 
 
 @pytest.fixture
