@@ -91,8 +91,8 @@ class Background:
     ``logs`` with the suffixes .stdout and .stderr."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str], logs: Path) -> None:
-        self.out, self.err = logs.with_suffix(".stdout"), logs.with_suffix(".stderr")
-        with self.out.open("w") as out, self.err.open("w") as err:
+        with logs.with_suffix(".stdout").open("w") as out, \
+                logs.with_suffix(".stderr").open("w") as err:
             self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err,
                                          text=True, start_new_session=True)
 
